@@ -1,0 +1,123 @@
+# SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+#
+# BPF objects -> skeletons -> binaries, all under build/ (git-ignored).
+#   make            build build/outriderd and build/outriderctl
+#   make deps       install the Debian packages the build, tests and demo need
+#   make test       unit + fuzz smoke + end-to-end tests (root, real kernel)
+#   make demo       a local "cluster" of netns pods, traffic through outrider
+#   make bench-quick  direct vs proxy mode vs kernel mode, side by side
+#   make vmlinux    regenerate vmlinux/vmlinux.h from the running kernel
+
+BUILD    ?= build
+CC       ?= gcc
+CLANG    ?= clang
+BPFTOOL  ?= $(shell command -v bpftool 2>/dev/null || echo /usr/sbin/bpftool)
+ARCH     := $(shell uname -m | sed 's/x86_64/x86/;s/aarch64/arm64/')
+
+CFLAGS   ?= -O2 -g
+CFLAGS   += -Wall -Wextra -Wno-unused-parameter -Wno-format-truncation -std=gnu11 -D_GNU_SOURCE -pthread
+CPPFLAGS += -Iinclude -Iuser -I$(BUILD)
+LDLIBS   += -lbpf -lelf -lz -lyaml -pthread
+
+BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Ivmlinux -Iinclude -Ibpf
+
+# Sanitized builds for tests: make test SANITIZE=1
+ifeq ($(SANITIZE),1)
+CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer
+LDFLAGS += -fsanitize=address,undefined
+endif
+
+BPF_SRCS  := $(wildcard bpf/*.bpf.c)
+BPF_OBJS  := $(patsubst bpf/%.bpf.c,$(BUILD)/%.bpf.o,$(BPF_SRCS))
+SKELS     := $(patsubst bpf/%.bpf.c,$(BUILD)/%.skel.h,$(BPF_SRCS))
+BPF_DEPS  := $(wildcard bpf/lib/*.h) include/or_abi.h
+
+# Agent sources; config/lb/log/addr are shared with outriderctl, tests and fuzz.
+COMMON_SRCS := user/log.c user/config.c user/addr.c
+AGENT_SRCS  := user/outriderd.c user/agent.c user/ev.c user/sock.c user/netns.c \
+	       user/lb.c user/proxy.c user/worker.c user/bpf_state.c user/routes.c \
+	       user/enroll.c user/pod.c $(COMMON_SRCS)
+CTL_SRCS    := user/outriderctl.c user/pinned.c $(COMMON_SRCS)
+
+AGENT_OBJS := $(patsubst user/%.c,$(BUILD)/obj/%.o,$(AGENT_SRCS))
+CTL_OBJS   := $(patsubst user/%.c,$(BUILD)/obj/%.o,$(CTL_SRCS))
+
+FIXTURES := $(BUILD)/upstream $(BUILD)/orclient
+
+.SECONDARY:
+.PHONY: all deps test test-unit test-fuzz test-e2e demo bench-quick clean vmlinux fixtures
+all: $(BUILD)/outriderd $(BUILD)/outriderctl
+
+$(BUILD) $(BUILD)/obj:
+	mkdir -p $@
+
+$(BUILD)/%.bpf.o: bpf/%.bpf.c $(BPF_DEPS) | $(BUILD)
+	$(CLANG) $(BPF_CFLAGS) -c $< -o $@
+
+$(BUILD)/%.skel.h: $(BUILD)/%.bpf.o
+	$(BPFTOOL) gen skeleton $< name $*_bpf > $@.tmp && mv $@.tmp $@
+
+$(BUILD)/obj/%.o: user/%.c $(wildcard user/*.h) include/or_abi.h $(SKELS) | $(BUILD)/obj
+	$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/outriderd: $(AGENT_OBJS)
+	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
+
+$(BUILD)/outriderctl: $(CTL_OBJS)
+	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
+
+# Test fixtures: real servers and clients that run inside the netns pods.
+fixtures: $(FIXTURES)
+$(BUILD)/%: tests/fixtures/%.c | $(BUILD)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $< -o $@ -pthread
+
+# Unit tests (Criterion), one binary per tests/unit/test_*.c
+UNIT_SRCS := $(wildcard tests/unit/test_*.c)
+UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/unit/%,$(UNIT_SRCS))
+$(BUILD)/unit/test_config: tests/unit/test_config.c $(BUILD)/obj/config.o $(BUILD)/obj/log.o $(BUILD)/obj/addr.o
+$(BUILD)/unit/test_lb: tests/unit/test_lb.c $(BUILD)/obj/lb.o $(BUILD)/obj/config.o $(BUILD)/obj/log.o $(BUILD)/obj/addr.o
+$(BUILD)/unit/%:
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) $^ -o $@ -lcriterion $(LDLIBS)
+
+# libFuzzer targets (clang), one per tests/fuzz/fuzz_*.c
+FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BINS := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRCS))
+FUZZ_SECONDS ?= 15
+$(BUILD)/fuzz/fuzz_config: tests/fuzz/fuzz_config.c user/config.c user/log.c user/addr.c
+$(BUILD)/fuzz/%:
+	@mkdir -p $(dir $@)
+	$(CLANG) -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -std=gnu11 \
+		$(CPPFLAGS) $^ -o $@ -lyaml
+
+deps:
+	./tests/deps.sh
+
+# The README's test command: installs what is missing, builds, runs everything.
+test:
+	./tests/deps.sh
+	$(MAKE) all fixtures $(UNIT_BINS) $(FUZZ_BINS)
+	./tests/run.sh
+
+test-unit: $(UNIT_BINS)
+	./tests/run.sh unit
+
+test-fuzz: $(FUZZ_BINS)
+	FUZZ_SECONDS=$(FUZZ_SECONDS) ./tests/run.sh fuzz
+
+test-e2e: all fixtures
+	./tests/run.sh e2e
+
+demo:
+	./tests/deps.sh
+	$(MAKE) all fixtures
+	./deploy/local/demo.sh
+
+bench-quick: all fixtures
+	./tests/bench/bench.sh quick
+
+vmlinux:
+	$(BPFTOOL) btf dump file /sys/kernel/btf/vmlinux format c > vmlinux/vmlinux.h
+
+clean:
+	rm -rf $(BUILD)

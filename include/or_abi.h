@@ -1,0 +1,170 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * The contract between outrider's kernel programs (bpf/) and its userspace
+ * (user/): pinned map keys and values, reason codes, constants.
+ *
+ * Every struct is plain fixed-width fields with explicit padding, so the
+ * layout is the same for clang -target bpf and for the host compiler, and
+ * each carries BTF so `bpftool map dump` prints fields by name.
+ *
+ * Addresses are always 16 bytes: an IPv4 address lives in addr[0] (network
+ * byte order) with addr[1..3] zero, and `family` says which it is.
+ */
+#ifndef OR_ABI_H
+#define OR_ABI_H
+
+#ifdef __BPF__
+/* vmlinux.h already defines the __u8..__u64 and __be16/__be32 types. */
+#else
+#include <linux/types.h>
+#endif
+
+/*
+ * Bumped whenever a key or value below changes size or meaning. The agent
+ * writes it into or_settings; a later agent that finds pinned maps with
+ * another version knows they are not its own layout.
+ */
+#define OR_ABI_VERSION 1
+
+/* Istio's port numbers, so operators feel at home. */
+#define OR_PORT_OUTBOUND 15001 /* in pod netns: captured outbound traffic */
+#define OR_PORT_INBOUND 15006  /* in pod netns: inbound plaintext */
+#define OR_PORT_TUNNEL 15008   /* in pod netns: mTLS tunnel */
+#define OR_PORT_ADMIN 15020    /* node: admin and /metrics */
+#define OR_PORT_READY 15021    /* node: /healthz/ready */
+
+#define OR_AF_INET 2   /* == AF_INET; spelled out so bpf/ needs no libc */
+#define OR_AF_INET6 10 /* == AF_INET6 */
+#define OR_PROTO_TCP 6 /* == IPPROTO_TCP */
+
+#define OR_MAX_BACKENDS 64   /* per service, bounds the kernel's LB loop */
+#define OR_NAME_LEN 48       /* "namespace/name", NUL-terminated */
+#define OR_MAX_SERVICES 4096 /* VIP:port entries */
+#define OR_MAX_PODS 1024     /* enrolled pods per node */
+#define OR_MAX_FLOWS 65536   /* in-flight original destinations */
+
+/* or_svc_val.mode */
+enum or_svc_mode {
+	OR_MODE_PROXY = 0,  /* connect() redirected to the agent's :15001 */
+	OR_MODE_KERNEL = 1, /* connect4/6 picks a backend and rewrites to it */
+};
+
+/*
+ * Why the kernel did what it did with a connect() or a socket. Index into
+ * or_stats. Append only: userspace prints them by these numbers.
+ */
+enum or_reason {
+	OR_REASON_REDIRECTED = 0,     /* proxy-mode service: sent to the agent */
+	OR_REASON_KERNEL_BALANCED,    /* kernel-mode service: rewritten to a backend */
+	OR_REASON_PASS_NOT_SERVICE,   /* destination is not a mesh service */
+	OR_REASON_PASS_NOT_TCP,       /* UDP or raw: left alone */
+	OR_REASON_NO_BACKEND,         /* kernel mode, no backend: connect() refused */
+	OR_REASON_FLOW_TABLE_FULL,    /* could not remember the original dst: passed */
+	OR_REASON_ORIGDST_PUBLISHED,  /* sockops re-keyed the dst for the agent */
+	OR_REASON_PEER_RESTORED,      /* getpeername() shown the service VIP */
+	OR_REASON_MAX,
+};
+
+/*
+ * or_services: VIP:port:proto of a mesh service.
+ * Writer: agent. Reader: connect4/6 (every connect() in an enrolled pod).
+ */
+struct or_svc_key {
+	__u32 addr[4]; /* VIP, network byte order */
+	__u16 port;    /* service port, host byte order */
+	__u8 proto;    /* OR_PROTO_TCP */
+	__u8 family;   /* OR_AF_INET or OR_AF_INET6 */
+};
+_Static_assert(sizeof(struct or_svc_key) == 20, "or_svc_key layout");
+
+struct or_svc_val {
+	__u32 svc_id;        /* key into or_backends, stable across reloads */
+	__u8 mode;           /* enum or_svc_mode */
+	__u8 flags;          /* reserved for policy flags, 0 today */
+	__u16 backend_count; /* valid slots in or_backends, <= OR_MAX_BACKENDS */
+	__u32 total_weight;  /* sum of the backends' weights (kernel LB) */
+	__u32 pad;
+	char name[OR_NAME_LEN]; /* "namespace/name", for people reading dumps */
+};
+_Static_assert(sizeof(struct or_svc_val) == 64, "or_svc_val layout");
+
+/*
+ * or_backends: the endpoints of a service, slots 0..backend_count-1.
+ * Writer: agent. Reader: connect4/6 for kernel-mode services, outriderctl.
+ */
+struct or_backend_key {
+	__u32 svc_id; /* or_svc_val.svc_id */
+	__u32 slot;   /* 0 .. backend_count - 1 */
+};
+_Static_assert(sizeof(struct or_backend_key) == 8, "or_backend_key layout");
+
+struct or_backend_val {
+	__u32 addr[4]; /* endpoint address, network byte order */
+	__u16 port;    /* endpoint port, host byte order */
+	__u8 family;   /* OR_AF_INET or OR_AF_INET6 */
+	__u8 pad;
+	__u32 node_id; /* index of the endpoint's node in the agent's config */
+	__u32 weight;  /* relative weight, >= 1 */
+};
+_Static_assert(sizeof(struct or_backend_val) == 28, "or_backend_val layout");
+
+/*
+ * or_pods: enrolled pods of this node, keyed by their netns cookie.
+ * Writer: agent. Reader: outriderctl (and identity lookups later).
+ */
+struct or_pod_val {
+	__u32 addr[4];  /* pod IPv4 address, network byte order */
+	__u32 addr6[4]; /* pod IPv6 address or all zero */
+	__u32 identity; /* index of the pod's identity (service account) */
+	__u32 flags;    /* reserved, 0 */
+	char name[OR_NAME_LEN]; /* "namespace/name" */
+};
+_Static_assert(sizeof(struct or_pod_val) == 88, "or_pod_val layout");
+
+/*
+ * or_cookie_dst (LRU): original destination of a redirected or balanced
+ * socket, by socket cookie.
+ * Writer: connect4/6. Readers: sockops (re-keys it for the agent),
+ * getpeername4/6 (shows the VIP to the app). Deleted when the socket closes.
+ */
+struct or_dst {
+	__u32 addr[4]; /* original destination, network byte order */
+	__u16 port;    /* original destination port, host byte order */
+	__u8 family;   /* OR_AF_INET or OR_AF_INET6 */
+	__u8 flags;    /* OR_DST_F_* */
+	__u32 svc_id;  /* service it matched */
+};
+_Static_assert(sizeof(struct or_dst) == 24, "or_dst layout");
+
+#define OR_DST_F_VIA_AGENT 0x1 /* redirected to the agent (publish for accept) */
+
+/*
+ * or_origdst (LRU): original destination as the agent can find it on
+ * accept(): by the client pod's netns cookie and the client's port.
+ * Writer: sockops (active established). Reader: agent, which deletes it.
+ */
+struct or_origdst_key {
+	__u64 netns_cookie; /* SO_NETNS_COOKIE of the pod netns */
+	__u16 port;         /* client (source) port, host byte order */
+	__u8 family;        /* family of the client socket */
+	__u8 pad[5];
+};
+_Static_assert(sizeof(struct or_origdst_key) == 16, "or_origdst_key layout");
+
+/*
+ * or_settings: a single entry (key 0).
+ * Writer: agent. Readers: kernel programs, outriderctl.
+ */
+struct or_settings {
+	__u32 abi_version;  /* OR_ABI_VERSION of the agent that wrote it */
+	__u16 outbound_port; /* in-pod listener port, host byte order */
+	__u16 pad;
+	__u64 heartbeat_ns; /* CLOCK_MONOTONIC (bpf_ktime_get_ns) of the last beat */
+	__u32 agent_pid;    /* pid of the agent that owns the pins */
+	__u32 flags;        /* reserved, 0 */
+};
+_Static_assert(sizeof(struct or_settings) == 24, "or_settings layout");
+
+/* or_stats: PERCPU_ARRAY, key enum or_reason, value __u64 count. */
+
+#endif /* OR_ABI_H */

@@ -1,0 +1,279 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include "agent.h"
+#include "log.h"
+#include "netns.h"
+#include "proxy.h"
+#include "routes.h"
+#include "worker.h"
+
+#define OR_HEARTBEAT_MS 1000
+#define OR_RETRY_MS 2000
+
+static const struct or_pod_cfg *find_pod(const struct or_config *cfg, const char *name)
+{
+	char full[OR_NAME_LEN * 2];
+
+	for (size_t i = 0; i < cfg->n_pods; i++) {
+		snprintf(full, sizeof(full), "%s/%s", cfg->pods[i].namespace, cfg->pods[i].name);
+		if (strcmp(full, name) == 0)
+			return &cfg->pods[i];
+	}
+	return NULL;
+}
+
+static bool is_enrolled(const struct or_agent *a, const struct or_pod_cfg *pod)
+{
+	char full[OR_NAME_LEN * 2];
+
+	snprintf(full, sizeof(full), "%s/%s", pod->namespace, pod->name);
+	for (const struct or_enrolled *e = a->pods; e; e = e->next)
+		if (strcmp(e->name, full) == 0)
+			return true;
+	return false;
+}
+
+/* Makes the enrolled set match the config: release first, then capture. */
+static void reconcile_pods(struct or_agent *a)
+{
+	const struct or_config *cfg = a->cfg;
+	struct or_enrolled **pp = &a->pods;
+	uint16_t port = OR_PORT_OUTBOUND;
+
+	while (*pp) {
+		struct or_enrolled *e = *pp;
+		const struct or_pod_cfg *pod = find_pod(cfg, e->name);
+
+		if (pod && or_pod_enrolled(cfg, pod) && or_enrolled_same(e, pod)) {
+			pp = &e->next;
+			continue;
+		}
+		*pp = e->next;
+		or_info("pod released", "pod=%s reason=%s", e->name,
+			!pod ? "removed" : or_pod_enrolled(cfg, pod) ? "changed" : "not selected");
+		or_unenroll(&a->bpf, e);
+	}
+
+	a->pods_pending = false;
+	for (size_t i = 0; i < cfg->n_pods; i++) {
+		const struct or_pod_cfg *pod = &cfg->pods[i];
+		struct or_enrolled *e;
+		char ip[OR_IP_STRLEN];
+
+		if (!or_pod_enrolled(cfg, pod) || is_enrolled(a, pod))
+			continue;
+		if (or_enroll(&a->bpf, pod, port, &e)) {
+			a->pods_pending = true;
+			continue;
+		}
+		e->next = a->pods;
+		a->pods = e;
+		or_info("pod captured", "pod=%s ip=%s netns_cookie=%llu", e->name,
+			or_ip_str(&pod->ip, ip, sizeof(ip)),
+			(unsigned long long)e->pod->netns_cookie);
+	}
+	if (a->pods_pending && !ev_timer_active(&a->retry))
+		ev_timer_start(a->loop, &a->retry, OR_RETRY_MS);
+}
+
+/* Puts cfg in force (taking it over): routes, maps, then pods. */
+static int apply(struct or_agent *a, struct or_config *cfg)
+{
+	struct or_routes *routes;
+	int err;
+
+	err = or_routes_build(cfg, &routes);
+	if (err) {
+		or_config_free(cfg);
+		return err;
+	}
+	err = or_bpf_sync_routes(&a->bpf, routes);
+	if (err) {
+		or_error("cannot write service maps", "err=\"%s\"", strerror(-err));
+		or_routes_put(routes);
+		or_config_free(cfg);
+		return err;
+	}
+	or_routes_publish(routes);
+	atomic_store(&or_proxy.max_connections, cfg->max_connections);
+	or_config_free(a->cfg);
+	a->cfg = cfg;
+	reconcile_pods(a);
+	or_info("config in force", "file=%s services=%zu pods=%zu", cfg->path, cfg->n_services,
+		cfg->n_pods);
+	return 0;
+}
+
+static void reload(struct or_agent *a)
+{
+	struct or_config *cfg;
+	char err[512];
+
+	if (or_config_load_file(a->config_path, &cfg, err, sizeof(err))) {
+		or_error("config rejected; the config in force stays", "error=\"%s\"", err);
+		return;
+	}
+	if (strcmp(cfg->pin_dir, a->cfg->pin_dir) != 0 || strcmp(cfg->node, a->cfg->node) != 0) {
+		or_error("config rejected; the config in force stays",
+			 "error=\"%s: node and pin_dir cannot change without a restart\"",
+			 a->config_path);
+		or_config_free(cfg);
+		return;
+	}
+	apply(a, cfg);
+}
+
+static void on_signal(struct ev_loop *loop, struct ev_io *io, unsigned int revents)
+{
+	struct or_agent *a = container_of(io, struct or_agent, signal_io);
+	struct signalfd_siginfo si;
+
+	while (read(a->signal_fd, &si, sizeof(si)) == sizeof(si)) {
+		if (si.ssi_signo == SIGHUP) {
+			or_info("reloading", "file=%s", a->config_path);
+			reload(a);
+		} else {
+			or_info("stopping", "signal=%s", strsignal(si.ssi_signo));
+			ev_loop_stop(loop);
+		}
+	}
+}
+
+static void on_heartbeat(struct ev_loop *loop, struct ev_timer *t)
+{
+	struct or_agent *a = container_of(t, struct or_agent, heartbeat);
+
+	or_bpf_heartbeat(&a->bpf);
+	ev_timer_start(loop, t, OR_HEARTBEAT_MS);
+}
+
+static void on_retry(struct ev_loop *loop, struct ev_timer *t)
+{
+	struct or_agent *a = container_of(t, struct or_agent, retry);
+
+	if (a->pods_pending)
+		reconcile_pods(a);
+}
+
+static int block_signals(sigset_t *set)
+{
+	sigemptyset(set);
+	sigaddset(set, SIGHUP);
+	sigaddset(set, SIGTERM);
+	sigaddset(set, SIGINT);
+	/* Workers inherit the mask, so only the signalfd sees these. */
+	return -pthread_sigmask(SIG_BLOCK, set, NULL);
+}
+
+int or_agent_start(struct or_agent *a, const char *config_path)
+{
+	struct or_config *cfg = NULL;
+	unsigned int n_workers;
+	char errbuf[512];
+	sigset_t set;
+	int err;
+
+	memset(a, 0, sizeof(*a));
+	a->config_path = config_path;
+	a->signal_fd = -1;
+	signal(SIGPIPE, SIG_IGN);
+
+	err = or_config_load_file(config_path, &cfg, errbuf, sizeof(errbuf));
+	if (err) {
+		or_error("config rejected", "error=\"%s\"", errbuf);
+		return err;
+	}
+	err = block_signals(&set);
+	if (err)
+		goto fail_cfg;
+	a->loop = ev_loop_new();
+	if (!a->loop) {
+		err = -errno;
+		goto fail_cfg;
+	}
+	a->signal_fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+	if (a->signal_fd == -1) {
+		err = -errno;
+		goto fail_loop;
+	}
+	err = ev_io_add(a->loop, &a->signal_io, a->signal_fd, EV_READ, on_signal);
+	if (err)
+		goto fail_signal;
+	err = or_netns_init();
+	if (err)
+		goto fail_signal;
+	err = or_bpf_open(&a->bpf, cfg->pin_dir, OR_PORT_OUTBOUND);
+	if (err)
+		goto fail_netns;
+	or_bpf_heartbeat(&a->bpf);
+
+	or_proxy.bpf = &a->bpf;
+	atomic_store(&or_proxy.max_connections, cfg->max_connections);
+	n_workers = cfg->workers ? cfg->workers : (unsigned int)sysconf(_SC_NPROCESSORS_ONLN);
+	err = or_workers_start(n_workers ? n_workers : 1);
+	if (err) {
+		or_error("cannot start workers", "err=\"%s\"", strerror(-err));
+		goto fail_bpf;
+	}
+	ev_timer_init(&a->heartbeat, on_heartbeat);
+	ev_timer_init(&a->retry, on_retry);
+	ev_timer_start(a->loop, &a->heartbeat, OR_HEARTBEAT_MS);
+	err = apply(a, cfg);
+	cfg = NULL; /* apply took it */
+	if (err)
+		goto fail_workers;
+	or_info("ready", "node=%s pin_dir=%s workers=%u pid=%d", a->cfg->node, a->cfg->pin_dir,
+		or_workers_count(), getpid());
+	return 0;
+
+fail_workers:
+	or_workers_stop();
+fail_bpf:
+	or_bpf_close(&a->bpf, true);
+fail_netns:
+	or_netns_fini();
+fail_signal:
+	close(a->signal_fd);
+fail_loop:
+	ev_loop_free(a->loop);
+fail_cfg:
+	or_config_free(cfg);
+	return err;
+}
+
+int or_agent_run(struct or_agent *a)
+{
+	return ev_run(a->loop);
+}
+
+void or_agent_stop(struct or_agent *a)
+{
+	struct or_proxy_stats *s = &or_proxy.stats;
+
+	while (a->pods) {
+		struct or_enrolled *e = a->pods;
+
+		a->pods = e->next;
+		or_unenroll(&a->bpf, e);
+	}
+	or_workers_stop();
+	or_routes_publish(NULL);
+	or_bpf_close(&a->bpf, true);
+	or_netns_fini();
+	or_info("stopped", "accepted=%llu completed=%llu no_origdst=%llu connect_failed=%llu "
+		"connect_timeout=%llu refused_limit=%llu",
+		(unsigned long long)s->accepted, (unsigned long long)s->completed,
+		(unsigned long long)s->no_origdst, (unsigned long long)s->connect_failed,
+		(unsigned long long)s->connect_timeout, (unsigned long long)s->refused_limit);
+	close(a->signal_fd);
+	ev_loop_free(a->loop);
+	or_config_free(a->cfg);
+	a->cfg = NULL;
+}

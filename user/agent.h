@@ -1,0 +1,37 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * The agent as a whole: the config in force, the kernel state, the enrolled
+ * pods, and the main thread's loop (signals, heartbeat, retries).
+ */
+#ifndef OR_AGENT_H
+#define OR_AGENT_H
+
+#include "bpf_state.h"
+#include "config.h"
+#include "enroll.h"
+#include "ev.h"
+
+struct or_agent {
+	const char *config_path;
+	struct or_config *cfg; /* the config in force */
+	struct or_bpf bpf;
+	struct or_enrolled *pods;
+	bool pods_pending; /* some pod could not be enrolled yet: retry */
+	struct ev_loop *loop;
+	int signal_fd;
+	struct ev_io signal_io;
+	struct ev_timer heartbeat;
+	struct ev_timer retry;
+};
+
+/*
+ * Loads the config, the BPF programs, starts the workers and enrolls pods.
+ * Returns 0 or -errno; on failure everything started is stopped again.
+ */
+int or_agent_start(struct or_agent *a, const char *config_path);
+/* Runs until SIGTERM/SIGINT. SIGHUP reloads. Returns 0 or -errno. */
+int or_agent_run(struct or_agent *a);
+/* Unenrolls every pod, stops workers, removes pins. */
+void or_agent_stop(struct or_agent *a);
+
+#endif

@@ -1,0 +1,69 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * The kernel side as the agent holds it: the capture skeleton loaded with
+ * its maps pinned under pin_dir, the per-pod cgroup links (pinned under
+ * pin_dir/links/<namespace>_<name>/), and the writes that keep the maps in
+ * step with the routing table.
+ */
+#ifndef OR_BPF_STATE_H
+#define OR_BPF_STATE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <limits.h>
+
+#include "or_abi.h"
+#include "routes.h"
+
+struct capture_bpf;
+struct bpf_link;
+
+enum or_pod_prog {
+	OR_PROG_CONNECT4,
+	OR_PROG_CONNECT6,
+	OR_PROG_GETPEERNAME4,
+	OR_PROG_GETPEERNAME6,
+	OR_PROG_SOCKOPS,
+	OR_PROG_MAX,
+};
+
+struct or_bpf {
+	struct capture_bpf *skel;
+	char pin_dir[PATH_MAX];
+	int origdst_fd; /* or_origdst, read by workers on accept */
+};
+
+struct or_pod_links {
+	struct bpf_link *link[OR_PROG_MAX];
+	char pin_dir[PATH_MAX]; /* pin_dir/links/<namespace>_<name> */
+};
+
+/*
+ * Loads the programs with their maps pinned under pin_dir (created, and
+ * bpffs mounted at /sys/fs/bpf if nothing is). Link pins a dead agent left
+ * under pin_dir/links are removed first, detaching them. Returns 0 or -errno.
+ */
+int or_bpf_open(struct or_bpf *b, const char *pin_dir, uint16_t outbound_port);
+/* Destroys everything; with unpin, removes the map pins and the pin dir. */
+void or_bpf_close(struct or_bpf *b, bool unpin);
+
+/* Attaches every capture program to the cgroup, links pinned. 0 or -errno. */
+int or_bpf_attach(struct or_bpf *b, const char *pod_name, int cgroup_fd,
+		  struct or_pod_links *out);
+/* Unpins and destroys the links: the cgroup is no longer captured. */
+void or_bpf_detach(struct or_pod_links *links);
+
+/* Brings or_services and or_backends in line with r. Returns 0 or -errno. */
+int or_bpf_sync_routes(struct or_bpf *b, const struct or_routes *r);
+
+int or_bpf_pod_update(struct or_bpf *b, uint64_t netns_cookie, const struct or_pod_val *val);
+int or_bpf_pod_delete(struct or_bpf *b, uint64_t netns_cookie);
+
+/* Takes (looks up and deletes) the original destination of an accepted flow. */
+int or_bpf_origdst_take(const struct or_bpf *b, const struct or_origdst_key *key,
+			struct or_dst *dst);
+
+/* Writes or_settings: ABI version, pid, port and a fresh heartbeat. */
+int or_bpf_heartbeat(struct or_bpf *b);
+
+#endif

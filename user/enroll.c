@@ -1,0 +1,181 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "enroll.h"
+#include "log.h"
+#include "netns.h"
+#include "sock.h"
+#include "worker.h"
+
+#define OR_LISTEN_BACKLOG 4096
+
+/* Creates the pod's listeners inside its netns; fds in lfd[], -1 if absent. */
+static int make_listeners(int netns_fd, uint16_t port, int lfd[2], uint64_t *cookie,
+			  const char *name)
+{
+	struct or_ip lo4, lo6;
+	int err;
+
+	or_ip_parse("127.0.0.1", &lo4);
+	or_ip_parse("::1", &lo6);
+	lfd[0] = lfd[1] = -1;
+	err = or_netns_enter(netns_fd);
+	if (err)
+		return err;
+	lfd[0] = or_sock_listen(&lo4, port, OR_LISTEN_BACKLOG);
+	if (lfd[0] < 0) {
+		err = lfd[0];
+		lfd[0] = -1;
+		goto out;
+	}
+	err = or_sock_netns_cookie(lfd[0], cookie);
+	if (err)
+		goto out;
+	lfd[1] = or_sock_listen(&lo6, port, OR_LISTEN_BACKLOG);
+	if (lfd[1] < 0) {
+		/* A pod without IPv6 still gets IPv4 capture. */
+		or_warn("no IPv6 listener in pod", "pod=%s err=\"%s\"", name, strerror(-lfd[1]));
+		lfd[1] = -1;
+	}
+out:
+	or_netns_leave();
+	if (err && lfd[0] != -1) {
+		close(lfd[0]);
+		lfd[0] = -1;
+	}
+	return err;
+}
+
+int or_enroll(struct or_bpf *b, const struct or_pod_cfg *pod, uint16_t port,
+	      struct or_enrolled **out)
+{
+	struct or_pod_val val = {};
+	struct or_enrolled *e;
+	uint64_t cookie = 0;
+	int netns_fd, lfd[2] = { -1, -1 };
+	const char *step = "allocate";
+	int err = -ENOMEM;
+
+	*out = NULL;
+	e = calloc(1, sizeof(*e));
+	if (!e)
+		return -ENOMEM;
+	e->cgroup_fd = -1;
+	snprintf(e->name, sizeof(e->name), "%s/%s", pod->namespace, pod->name);
+	e->netns_path = strdup(pod->netns);
+	e->cgroup_path = strdup(pod->cgroup);
+	e->ip = pod->ip;
+	e->ip6 = pod->ip6;
+	if (!e->netns_path || !e->cgroup_path)
+		goto fail_alloc;
+
+	step = "open netns";
+	netns_fd = or_netns_open(pod->netns);
+	if (netns_fd < 0) {
+		err = netns_fd;
+		goto fail_alloc;
+	}
+	step = "create listeners";
+	err = make_listeners(netns_fd, port, lfd, &cookie, e->name);
+	if (err) {
+		close(netns_fd);
+		goto fail_alloc;
+	}
+	err = -ENOMEM;
+	e->pod = or_pod_rt_new(e->name, netns_fd, cookie);
+	if (!e->pod) {
+		close(netns_fd);
+		goto fail_listeners;
+	}
+	for (int i = 0; i < 2; i++) {
+		if (lfd[i] == -1)
+			continue;
+		e->lsn[i] = or_listener_new(lfd[i], i == 0 ? AF_INET : AF_INET6, e->pod);
+		if (!e->lsn[i])
+			goto fail_listeners;
+		lfd[i] = -1;
+	}
+
+	step = "open cgroup";
+	e->cgroup_fd = open(pod->cgroup, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (e->cgroup_fd == -1) {
+		err = -errno;
+		goto fail_listeners;
+	}
+	step = "attach programs";
+	err = or_bpf_attach(b, e->name, e->cgroup_fd, &e->links);
+	if (err)
+		goto fail_cgroup;
+
+	step = "write or_pods";
+	or_ip_to_abi(&pod->ip, val.addr);
+	or_ip_to_abi(&pod->ip6, val.addr6);
+	snprintf(val.name, sizeof(val.name), "%s", e->name);
+	err = or_bpf_pod_update(b, cookie, &val);
+	if (err)
+		goto fail_links;
+
+	step = "start accepting";
+	for (int i = 0; i < 2; i++) {
+		if (!e->lsn[i])
+			continue;
+		err = or_workers_add_listener(e->lsn[i]);
+		if (err)
+			goto fail_workers;
+	}
+	*out = e;
+	return 0;
+
+fail_workers:
+	for (int i = 0; i < 2; i++)
+		if (e->lsn[i])
+			or_workers_remove_listener(e->lsn[i]);
+	or_bpf_pod_delete(b, cookie);
+fail_links:
+	or_bpf_detach(&e->links);
+fail_cgroup:
+	close(e->cgroup_fd);
+fail_listeners:
+	for (int i = 0; i < 2; i++) {
+		if (lfd[i] != -1)
+			close(lfd[i]);
+		or_listener_put(e->lsn[i]);
+	}
+	or_pod_rt_put(e->pod);
+fail_alloc:
+	or_error("cannot enroll pod", "pod=%s step=\"%s\" err=\"%s\"", e->name, step,
+		 strerror(-err));
+	free(e->netns_path);
+	free(e->cgroup_path);
+	free(e);
+	return err;
+}
+
+void or_unenroll(struct or_bpf *b, struct or_enrolled *e)
+{
+	/* Capture stops first, so nothing new is sent to listeners being closed. */
+	or_bpf_detach(&e->links);
+	close(e->cgroup_fd);
+	for (int i = 0; i < 2; i++) {
+		if (!e->lsn[i])
+			continue;
+		or_workers_remove_listener(e->lsn[i]);
+		or_listener_put(e->lsn[i]);
+	}
+	or_bpf_pod_delete(b, e->pod->netns_cookie);
+	or_pod_rt_put(e->pod);
+	free(e->netns_path);
+	free(e->cgroup_path);
+	free(e);
+}
+
+bool or_enrolled_same(const struct or_enrolled *e, const struct or_pod_cfg *pod)
+{
+	return strcmp(e->netns_path, pod->netns) == 0 && strcmp(e->cgroup_path, pod->cgroup) == 0 &&
+	       or_ip_eq(&e->ip, &pod->ip) && or_ip_eq(&e->ip6, &pod->ip6);
+}

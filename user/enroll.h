@@ -1,0 +1,37 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * Enrolling a pod: in-pod listeners on 127.0.0.1:15001 and [::1]:15001
+ * (created inside its netns), the capture programs on its cgroup, its
+ * or_pods entry, and the workers watching its listeners. Unenrolling undoes
+ * all of it; connections already proxied run to their end.
+ */
+#ifndef OR_ENROLL_H
+#define OR_ENROLL_H
+
+#include <stdbool.h>
+
+#include "bpf_state.h"
+#include "config.h"
+#include "pod.h"
+
+struct or_enrolled {
+	char name[OR_NAME_LEN]; /* "namespace/name" */
+	char *netns_path;       /* as enrolled, to notice a changed config */
+	char *cgroup_path;
+	struct or_ip ip, ip6;
+	struct or_pod_rt *pod;
+	struct or_listener *lsn[2]; /* IPv4, IPv6 (may be NULL) */
+	int cgroup_fd;
+	struct or_pod_links links;
+	struct or_enrolled *next;
+};
+
+/* Enrolls pod; on success *out is the new record. Returns 0 or -errno. */
+int or_enroll(struct or_bpf *b, const struct or_pod_cfg *pod, uint16_t port,
+	      struct or_enrolled **out);
+/* Releases the pod and frees e. */
+void or_unenroll(struct or_bpf *b, struct or_enrolled *e);
+/* true when pod still describes the pod e enrolled (same netns, cgroup, IPs). */
+bool or_enrolled_same(const struct or_enrolled *e, const struct or_pod_cfg *pod);
+
+#endif

@@ -1,0 +1,854 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * outriderctl: a read-only view of an agent's pinned maps, as tables for
+ * people or JSON for scripts. It needs the pins only, not a running agent,
+ * so it also shows what a dead agent left behind.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "config.h"
+#include "log.h"
+#include "pinned.h"
+
+#define EXIT_USAGE 2
+
+struct ctl {
+	const char *pin_dir;
+	bool json;
+};
+
+struct pod_row {
+	__u64 cookie; /* key: netns cookie */
+	struct or_pod_val v;
+};
+
+struct svc_row {
+	struct or_svc_key k;
+	struct or_svc_val v;
+};
+
+struct backend_row {
+	struct or_backend_key k;
+	struct or_backend_val v;
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"Usage: outriderctl [--pin-dir DIR] [--json] COMMAND\n"
+		"\n"
+		"Shows what an outrider agent keeps in its pinned BPF maps. Reads the pins\n"
+		"only, so it works with or without outriderd running.\n"
+		"\n"
+		"Commands:\n"
+		"  pods       enrolled pods (or_pods)\n"
+		"  services   mesh services: VIP, port, mode, backends (or_services)\n"
+		"  backends   service endpoints by service id and slot (or_backends)\n"
+		"  stats      kernel counters per reason (or_stats) and agent settings\n"
+		"\n"
+		"Options (before or after the command):\n"
+		"  --pin-dir DIR  the agent's pin directory (default %s)\n"
+		"  --json         JSON for scripts instead of a table\n"
+		"  -h, --help     this text\n"
+		"\n"
+		"Exit status: 0 ok, 1 the maps could not be read, 2 bad usage.\n",
+		OR_DEFAULT_PIN_DIR);
+}
+
+/* Tables: aligned, left-justified columns under a header row, plain ASCII. */
+
+#define TABLE_MAX_COLS 8
+
+struct table {
+	size_t ncols;
+	const char *hdr[TABLE_MAX_COLS];
+	char **cells; /* nrows * ncols strings, owned */
+	size_t nrows, cap;
+};
+
+/* Appends a row of t->ncols strings (copied). Returns 0 or -ENOMEM. */
+static int table_add(struct table *t, const char *const *row)
+{
+	size_t i;
+
+	if (t->nrows == t->cap) {
+		size_t ncap = t->cap ? 2 * t->cap : 32;
+		char **p = realloc(t->cells, ncap * t->ncols * sizeof(*p));
+
+		if (!p)
+			return -ENOMEM;
+		t->cells = p;
+		t->cap = ncap;
+	}
+	for (i = 0; i < t->ncols; i++) {
+		char *s = strdup(row[i]);
+
+		if (!s)
+			goto err_free;
+		t->cells[t->nrows * t->ncols + i] = s;
+	}
+	t->nrows++;
+	return 0;
+
+err_free:
+	while (i--)
+		free(t->cells[t->nrows * t->ncols + i]);
+	return -ENOMEM;
+}
+
+static void table_print(const struct table *t, FILE *f)
+{
+	size_t width[TABLE_MAX_COLS];
+
+	for (size_t c = 0; c < t->ncols; c++) {
+		width[c] = strlen(t->hdr[c]);
+		for (size_t r = 0; r < t->nrows; r++) {
+			size_t n = strlen(t->cells[r * t->ncols + c]);
+
+			if (n > width[c])
+				width[c] = n;
+		}
+	}
+	for (size_t r = 0; r <= t->nrows; r++) {
+		for (size_t c = 0; c < t->ncols; c++) {
+			const char *s = r ? t->cells[(r - 1) * t->ncols + c] : t->hdr[c];
+
+			if (c + 1 < t->ncols)
+				fprintf(f, "%-*s  ", (int)width[c], s);
+			else
+				fprintf(f, "%s\n", s);
+		}
+	}
+}
+
+static void table_free(struct table *t)
+{
+	for (size_t i = 0; i < t->nrows * t->ncols; i++)
+		free(t->cells[i]);
+	free(t->cells);
+	t->cells = NULL;
+	t->nrows = t->cap = 0;
+}
+
+/*
+ * A JSON string from len untrusted bytes. Bytes outside printable ASCII are
+ * written as \u00XX, so the output stays valid JSON whatever the map holds.
+ */
+static void json_str(FILE *f, const char *s, size_t len)
+{
+	fputc('"', f);
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = s[i];
+
+		switch (c) {
+		case '"':
+			fputs("\\\"", f);
+			break;
+		case '\\':
+			fputs("\\\\", f);
+			break;
+		case '\n':
+			fputs("\\n", f);
+			break;
+		case '\r':
+			fputs("\\r", f);
+			break;
+		case '\t':
+			fputs("\\t", f);
+			break;
+		default:
+			if (c < 0x20 || c >= 0x7f)
+				fprintf(f, "\\u%04x", c);
+			else
+				fputc(c, f);
+		}
+	}
+	fputc('"', f);
+}
+
+static void json_name(FILE *f, const char name[OR_NAME_LEN])
+{
+	json_str(f, name, or_abi_name_len(name));
+}
+
+/* An ABI address as a JSON string, or null when all zero. */
+static void json_ip_or_null(FILE *f, __u8 family, const __u32 addr[4])
+{
+	char ip[OR_ABI_ADDR_STRLEN];
+
+	if (or_abi_addr_is_zero(addr)) {
+		fputs("null", f);
+		return;
+	}
+	or_abi_ip_str(family, addr, false, ip, sizeof(ip));
+	json_str(f, ip, strlen(ip));
+}
+
+static const char *ip_or_dash(__u8 family, const __u32 addr[4], char *buf, size_t len)
+{
+	if (or_abi_addr_is_zero(addr)) {
+		snprintf(buf, len, "-");
+		return buf;
+	}
+	return or_abi_ip_str(family, addr, true, buf, len);
+}
+
+static const char *map_hint(int err)
+{
+	switch (err) {
+	case -ENOENT:
+		return " (is outriderd running with this --pin-dir?)";
+	case -EPERM:
+	case -EACCES:
+		return " (reading pinned maps needs root or CAP_BPF)";
+	default:
+		return "";
+	}
+}
+
+/*
+ * Opens map under the pin dir and checks its layout against or_abi.h,
+ * explaining any failure on stderr. On success *fd is the caller's to close.
+ */
+static int open_map(const struct ctl *c, const char *map, int *fd)
+{
+	const struct or_map_layout *want = or_pinned_abi_layout(map);
+	struct or_map_layout got;
+	char path[4096];
+	int err;
+
+	if (or_pinned_path(c->pin_dir, map, path, sizeof(path)))
+		snprintf(path, sizeof(path), "%s", map);
+	err = or_pinned_open(c->pin_dir, map, fd);
+	if (err) {
+		fprintf(stderr, "outriderctl: %s: %s%s\n", path, strerror(-err), map_hint(err));
+		return err;
+	}
+	err = or_pinned_check(*fd, map, &got);
+	if (err == -EPROTO) {
+		fprintf(stderr,
+			"outriderctl: %s: map type %u, key %u bytes, value %u bytes; expected type %u, key %u, value %u (not the ABI this outriderctl was built for)\n",
+			path, got.type, got.key_size, got.value_size, want->type, want->key_size,
+			want->value_size);
+	} else if (err) {
+		fprintf(stderr, "outriderctl: %s: %s\n", path, strerror(-err));
+	}
+	if (err) {
+		close(*fd);
+		*fd = -1;
+	}
+	return err;
+}
+
+/* Copies a whole hash map into rows; explains failures on stderr. */
+static int collect(const char *map, int fd, size_t key_size, size_t val_size, size_t rec_size,
+		   size_t val_off, void **rows, size_t *n)
+{
+	int err = or_pinned_collect(fd, key_size, val_size, rec_size, val_off, rows, n);
+
+	if (err == -EAGAIN)
+		fprintf(stderr, "outriderctl: %s: map kept changing while read, try again\n", map);
+	else if (err)
+		fprintf(stderr, "outriderctl: %s: %s\n", map, strerror(-err));
+	return err;
+}
+
+static int read_settings(const struct ctl *c, bool quiet, struct or_settings *s)
+{
+	__u32 key = 0;
+	int fd = -1, err;
+
+	if (quiet) {
+		err = or_pinned_open(c->pin_dir, "or_settings", &fd);
+		if (!err)
+			err = or_pinned_check(fd, "or_settings", NULL);
+	} else {
+		err = open_map(c, "or_settings", &fd);
+	}
+	if (err)
+		goto out_close;
+	err = bpf_map_lookup_elem(fd, &key, s);
+	if (err && !quiet)
+		fprintf(stderr, "outriderctl: or_settings: %s\n", strerror(-err));
+out_close:
+	if (fd >= 0)
+		close(fd);
+	return err;
+}
+
+static void warn_abi(const struct ctl *c, const struct or_settings *s)
+{
+	if (s->abi_version && s->abi_version != OR_ABI_VERSION)
+		fprintf(stderr,
+			"outriderctl: warning: the pins under %s were written with ABI version %u, this outriderctl reads version %u; values may be misread\n",
+			c->pin_dir, s->abi_version, OR_ABI_VERSION);
+}
+
+/*
+ * For commands that do not need or_settings: warn about an ABI mismatch if
+ * the settings can be read, stay quiet if not (the command's own maps are
+ * what matters to it).
+ */
+static void check_abi(const struct ctl *c)
+{
+	struct or_settings s;
+
+	if (!read_settings(c, true, &s))
+		warn_abi(c, &s);
+}
+
+/* qsort, which must not see a NULL base even for zero elements. */
+static void sort_rows(void *rows, size_t n, size_t size, int (*cmp)(const void *, const void *))
+{
+	if (n)
+		qsort(rows, n, size, cmp);
+}
+
+static int cmp_name(const char *a, const char *b)
+{
+	return strncmp(a, b, OR_NAME_LEN);
+}
+
+static int cmp_pod(const void *pa, const void *pb)
+{
+	const struct pod_row *a = pa, *b = pb;
+	int d = cmp_name(a->v.name, b->v.name);
+
+	if (d)
+		return d;
+	return a->cookie < b->cookie ? -1 : a->cookie > b->cookie;
+}
+
+static int cmp_svc(const void *pa, const void *pb)
+{
+	const struct svc_row *a = pa, *b = pb;
+	int d = cmp_name(a->v.name, b->v.name);
+
+	if (d)
+		return d;
+	if (a->k.port != b->k.port)
+		return a->k.port < b->k.port ? -1 : 1;
+	if (a->k.family != b->k.family)
+		return a->k.family < b->k.family ? -1 : 1;
+	return memcmp(a->k.addr, b->k.addr, sizeof(a->k.addr));
+}
+
+static int cmp_svc_id(const void *pa, const void *pb)
+{
+	const struct svc_row *a = pa, *b = pb;
+
+	return a->v.svc_id < b->v.svc_id ? -1 : a->v.svc_id > b->v.svc_id;
+}
+
+static int cmp_backend(const void *pa, const void *pb)
+{
+	const struct backend_row *a = pa, *b = pb;
+
+	if (a->k.svc_id != b->k.svc_id)
+		return a->k.svc_id < b->k.svc_id ? -1 : 1;
+	return a->k.slot < b->k.slot ? -1 : a->k.slot > b->k.slot;
+}
+
+static void pods_json(const struct pod_row *rows, size_t n)
+{
+	printf("[");
+	for (size_t i = 0; i < n; i++) {
+		const struct pod_row *r = &rows[i];
+
+		printf("%s\n  {\"netns_cookie\":%llu,\"name\":", i ? "," : "",
+		       (unsigned long long)r->cookie);
+		json_name(stdout, r->v.name);
+		printf(",\"ip\":");
+		json_ip_or_null(stdout, OR_AF_INET, r->v.addr);
+		printf(",\"ip6\":");
+		json_ip_or_null(stdout, OR_AF_INET6, r->v.addr6);
+		printf(",\"identity\":%u}", r->v.identity);
+	}
+	printf("%s]\n", n ? "\n" : "");
+}
+
+static int pods_table(const struct pod_row *rows, size_t n)
+{
+	struct table t = { .ncols = 5, .hdr = { "NAME", "IP", "IP6", "IDENTITY", "NETNS-COOKIE" } };
+	char name[OR_NAME_LEN + 1], ip[OR_ABI_ADDR_STRLEN], ip6[OR_ABI_ADDR_STRLEN];
+	char id[16], cookie[24];
+	const char *row[] = { name, ip, ip6, id, cookie };
+	int err = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		const struct pod_row *r = &rows[i];
+
+		or_abi_name_str(r->v.name, name, sizeof(name));
+		ip_or_dash(OR_AF_INET, r->v.addr, ip, sizeof(ip));
+		ip_or_dash(OR_AF_INET6, r->v.addr6, ip6, sizeof(ip6));
+		snprintf(id, sizeof(id), "%u", r->v.identity);
+		snprintf(cookie, sizeof(cookie), "%llu", (unsigned long long)r->cookie);
+		err = table_add(&t, row);
+		if (err)
+			goto out_free;
+	}
+	table_print(&t, stdout);
+out_free:
+	table_free(&t);
+	return err;
+}
+
+static int cmd_pods(const struct ctl *c)
+{
+	struct pod_row *rows = NULL;
+	size_t n = 0;
+	int fd, err;
+
+	err = open_map(c, "or_pods", &fd);
+	if (err)
+		return err;
+	err = collect("or_pods", fd, sizeof(rows->cookie), sizeof(rows->v), sizeof(*rows),
+		      offsetof(struct pod_row, v), (void **)&rows, &n);
+	if (err)
+		goto out_close;
+	check_abi(c);
+	sort_rows(rows, n, sizeof(*rows), cmp_pod);
+	if (c->json)
+		pods_json(rows, n);
+	else
+		err = pods_table(rows, n);
+	free(rows);
+out_close:
+	close(fd);
+	return err;
+}
+
+/* "tcp", or the protocol number for one outrider does not name, into buf. */
+static const char *proto_str(__u8 proto, char *buf, size_t len)
+{
+	const char *name = or_proto_name(proto);
+
+	if (name)
+		snprintf(buf, len, "%s", name);
+	else
+		snprintf(buf, len, "%u", proto);
+	return buf;
+}
+
+static void services_json(const struct svc_row *rows, size_t n)
+{
+	printf("[");
+	for (size_t i = 0; i < n; i++) {
+		const struct svc_row *r = &rows[i];
+		char vip[OR_ABI_ADDR_STRLEN], proto[8];
+
+		or_abi_ip_str(r->k.family, r->k.addr, false, vip, sizeof(vip));
+		printf("%s\n  {\"vip\":", i ? "," : "");
+		json_str(stdout, vip, strlen(vip));
+		printf(",\"port\":%u,\"proto\":\"%s\",\"svc_id\":%u,\"mode\":\"%s\","
+		       "\"backend_count\":%u,\"total_weight\":%u,\"name\":",
+		       r->k.port, proto_str(r->k.proto, proto, sizeof(proto)), r->v.svc_id,
+		       or_svc_mode_name(r->v.mode), r->v.backend_count, r->v.total_weight);
+		json_name(stdout, r->v.name);
+		printf("}");
+	}
+	printf("%s]\n", n ? "\n" : "");
+}
+
+static int services_table(const struct svc_row *rows, size_t n)
+{
+	struct table t = { .ncols = 8,
+			   .hdr = { "NAME", "VIP", "PORT", "PROTO", "MODE", "BACKENDS", "WEIGHT",
+				    "SVC-ID" } };
+	char name[OR_NAME_LEN + 1], vip[OR_ABI_ADDR_STRLEN], port[8], proto[8], mode[16];
+	char backends[8], weight[16], id[16];
+	const char *row[] = { name, vip, port, proto, mode, backends, weight, id };
+	int err = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		const struct svc_row *r = &rows[i];
+
+		or_abi_name_str(r->v.name, name, sizeof(name));
+		or_abi_ip_str(r->k.family, r->k.addr, true, vip, sizeof(vip));
+		snprintf(port, sizeof(port), "%u", r->k.port);
+		proto_str(r->k.proto, proto, sizeof(proto));
+		snprintf(mode, sizeof(mode), "%s", or_svc_mode_name(r->v.mode));
+		snprintf(backends, sizeof(backends), "%u", r->v.backend_count);
+		snprintf(weight, sizeof(weight), "%u", r->v.total_weight);
+		snprintf(id, sizeof(id), "%u", r->v.svc_id);
+		err = table_add(&t, row);
+		if (err)
+			goto out_free;
+	}
+	table_print(&t, stdout);
+out_free:
+	table_free(&t);
+	return err;
+}
+
+static int cmd_services(const struct ctl *c)
+{
+	struct svc_row *rows = NULL;
+	size_t n = 0;
+	int fd, err;
+
+	err = open_map(c, "or_services", &fd);
+	if (err)
+		return err;
+	err = collect("or_services", fd, sizeof(rows->k), sizeof(rows->v), sizeof(*rows),
+		      offsetof(struct svc_row, v), (void **)&rows, &n);
+	if (err)
+		goto out_close;
+	check_abi(c);
+	sort_rows(rows, n, sizeof(*rows), cmp_svc);
+	if (c->json)
+		services_json(rows, n);
+	else
+		err = services_table(rows, n);
+	free(rows);
+out_close:
+	close(fd);
+	return err;
+}
+
+/* The service owning svc_id in svcs (sorted by svc_id), or NULL. */
+static const struct svc_row *find_svc(const struct svc_row *svcs, size_t n, __u32 svc_id)
+{
+	struct svc_row key = { .v.svc_id = svc_id };
+
+	if (!n)
+		return NULL;
+	return bsearch(&key, svcs, n, sizeof(*svcs), cmp_svc_id);
+}
+
+static void backends_json(const struct backend_row *rows, size_t n, const struct svc_row *svcs,
+			  size_t nsvc)
+{
+	printf("[");
+	for (size_t i = 0; i < n; i++) {
+		const struct backend_row *r = &rows[i];
+		const struct svc_row *s = find_svc(svcs, nsvc, r->k.svc_id);
+		char ip[OR_ABI_ADDR_STRLEN];
+
+		or_abi_ip_str(r->v.family, r->v.addr, false, ip, sizeof(ip));
+		printf("%s\n  {\"svc_id\":%u,\"slot\":%u,\"service\":", i ? "," : "", r->k.svc_id,
+		       r->k.slot);
+		if (s)
+			json_name(stdout, s->v.name);
+		else
+			printf("null");
+		printf(",\"ip\":");
+		json_str(stdout, ip, strlen(ip));
+		printf(",\"port\":%u,\"node_id\":%u,\"weight\":%u}", r->v.port, r->v.node_id,
+		       r->v.weight);
+	}
+	printf("%s]\n", n ? "\n" : "");
+}
+
+static int backends_table(const struct backend_row *rows, size_t n, const struct svc_row *svcs,
+			  size_t nsvc)
+{
+	struct table t = { .ncols = 6,
+			   .hdr = { "SERVICE", "SVC-ID", "SLOT", "ADDRESS", "NODE-ID", "WEIGHT" } };
+	char name[OR_NAME_LEN + 1], id[16], slot[16], addr[OR_ABI_ADDR_STRLEN], node[16];
+	char weight[16];
+	const char *row[] = { name, id, slot, addr, node, weight };
+	int err = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		const struct backend_row *r = &rows[i];
+		const struct svc_row *s = find_svc(svcs, nsvc, r->k.svc_id);
+
+		if (s)
+			or_abi_name_str(s->v.name, name, sizeof(name));
+		else
+			snprintf(name, sizeof(name), "-");
+		snprintf(id, sizeof(id), "%u", r->k.svc_id);
+		snprintf(slot, sizeof(slot), "%u", r->k.slot);
+		or_abi_addr_str(r->v.family, r->v.addr, r->v.port, addr, sizeof(addr));
+		snprintf(node, sizeof(node), "%u", r->v.node_id);
+		snprintf(weight, sizeof(weight), "%u", r->v.weight);
+		err = table_add(&t, row);
+		if (err)
+			goto out_free;
+	}
+	table_print(&t, stdout);
+out_free:
+	table_free(&t);
+	return err;
+}
+
+static int cmd_backends(const struct ctl *c)
+{
+	struct backend_row *rows = NULL;
+	struct svc_row *svcs = NULL;
+	size_t n = 0, nsvc = 0;
+	int fd, svc_fd, err;
+
+	err = open_map(c, "or_backends", &fd);
+	if (err)
+		return err;
+	err = open_map(c, "or_services", &svc_fd);
+	if (err)
+		goto out_close;
+	err = collect("or_backends", fd, sizeof(rows->k), sizeof(rows->v), sizeof(*rows),
+		      offsetof(struct backend_row, v), (void **)&rows, &n);
+	if (err)
+		goto out_close_svc;
+	err = collect("or_services", svc_fd, sizeof(svcs->k), sizeof(svcs->v), sizeof(*svcs),
+		      offsetof(struct svc_row, v), (void **)&svcs, &nsvc);
+	if (err)
+		goto out_free;
+	check_abi(c);
+	sort_rows(rows, n, sizeof(*rows), cmp_backend);
+	sort_rows(svcs, nsvc, sizeof(*svcs), cmp_svc_id);
+	if (c->json)
+		backends_json(rows, n, svcs, nsvc);
+	else
+		err = backends_table(rows, n, svcs, nsvc);
+	free(svcs);
+out_free:
+	free(rows);
+out_close_svc:
+	close(svc_fd);
+out_close:
+	close(fd);
+	return err;
+}
+
+/* Milliseconds since the agent's last heartbeat, or -1 if it never beat. */
+static long long heartbeat_age_ms(const struct or_settings *s)
+{
+	struct timespec now;
+	__u64 now_ns;
+
+	if (!s->heartbeat_ns)
+		return -1;
+	/* bpf_ktime_get_ns() is CLOCK_MONOTONIC, so this clock is comparable. */
+	if (clock_gettime(CLOCK_MONOTONIC, &now) == -1)
+		return -1;
+	now_ns = (__u64)now.tv_sec * 1000000000ull + now.tv_nsec;
+	if (now_ns <= s->heartbeat_ns)
+		return 0;
+	return (now_ns - s->heartbeat_ns) / 1000000;
+}
+
+/* Reason i's name into buf: "redirected", or "reason_9" for one newer than this build. */
+static const char *reason_str(unsigned int i, char *buf, size_t len)
+{
+	const char *name = or_reason_name(i);
+
+	if (name)
+		snprintf(buf, len, "%s", name);
+	else
+		snprintf(buf, len, "reason_%u", i);
+	return buf;
+}
+
+static void stats_json(const __u64 *counts, unsigned int n, const struct or_settings *s,
+		       long long age)
+{
+	char name[24];
+
+	printf("{\n");
+	for (unsigned int i = 0; i < n; i++)
+		printf("  \"%s\":%llu,\n", reason_str(i, name, sizeof(name)),
+		       (unsigned long long)counts[i]);
+	printf("  \"settings\":{\"abi_version\":%u,\"agent_pid\":%u,\"outbound_port\":%u,"
+	       "\"heartbeat_age_ms\":",
+	       s->abi_version, s->agent_pid, s->outbound_port);
+	if (age < 0)
+		printf("null}\n}\n");
+	else
+		printf("%lld}\n}\n", age);
+}
+
+static int stats_table(const __u64 *counts, unsigned int n, const struct or_settings *s,
+		       long long age)
+{
+	struct table t = { .ncols = 2, .hdr = { "REASON", "COUNT" } };
+	char name[24], count[24], abi[16], pid[16], port[8], hb[32];
+	const char *row[] = { name, count };
+	const char *settings[][2] = {
+		{ "abi_version", abi },
+		{ "agent_pid", pid },
+		{ "outbound_port", port },
+		{ "heartbeat_age", hb },
+	};
+	int err = 0;
+
+	for (unsigned int i = 0; i < n; i++) {
+		reason_str(i, name, sizeof(name));
+		snprintf(count, sizeof(count), "%llu", (unsigned long long)counts[i]);
+		err = table_add(&t, row);
+		if (err)
+			goto out_free;
+	}
+	table_print(&t, stdout);
+	table_free(&t);
+
+	t = (struct table){ .ncols = 2, .hdr = { "SETTING", "VALUE" } };
+	snprintf(abi, sizeof(abi), "%u", s->abi_version);
+	snprintf(pid, sizeof(pid), "%u", s->agent_pid);
+	snprintf(port, sizeof(port), "%u", s->outbound_port);
+	if (age < 0)
+		snprintf(hb, sizeof(hb), "never");
+	else
+		snprintf(hb, sizeof(hb), "%lld ms", age);
+	for (size_t i = 0; i < sizeof(settings) / sizeof(settings[0]); i++) {
+		err = table_add(&t, settings[i]);
+		if (err)
+			goto out_free;
+	}
+	printf("\n");
+	table_print(&t, stdout);
+out_free:
+	table_free(&t);
+	return err;
+}
+
+/* More reasons than this in or_stats is not an outrider map: do not print them all. */
+#define STATS_MAX_REASONS 256
+
+static int cmd_stats(const struct ctl *c)
+{
+	struct or_map_layout layout;
+	struct or_settings s;
+	__u64 *counts = NULL;
+	unsigned int n, in_map;
+	int fd, err;
+
+	err = open_map(c, "or_stats", &fd);
+	if (err)
+		return err;
+	err = read_settings(c, false, &s);
+	if (err)
+		goto out_close;
+	warn_abi(c, &s);
+	err = or_pinned_layout(fd, &layout);
+	if (err) {
+		fprintf(stderr, "outriderctl: or_stats: %s\n", strerror(-err));
+		goto out_close;
+	}
+	/*
+	 * Reasons are append only: an older agent's map may have fewer slots
+	 * (the missing ones count 0), a newer one's more (shown by number).
+	 */
+	in_map = layout.max_entries < STATS_MAX_REASONS ? layout.max_entries : STATS_MAX_REASONS;
+	n = in_map > OR_REASON_MAX ? in_map : OR_REASON_MAX;
+	counts = calloc(n, sizeof(*counts));
+	if (!counts) {
+		err = -ENOMEM;
+		goto out_close;
+	}
+	for (unsigned int i = 0; i < in_map; i++) {
+		err = or_pinned_percpu_sum(fd, i, &counts[i]);
+		if (err) {
+			fprintf(stderr, "outriderctl: or_stats[%u]: %s\n", i, strerror(-err));
+			goto out_free;
+		}
+	}
+	if (c->json)
+		stats_json(counts, n, &s, heartbeat_age_ms(&s));
+	else
+		err = stats_table(counts, n, &s, heartbeat_age_ms(&s));
+out_free:
+	free(counts);
+out_close:
+	close(fd);
+	return err;
+}
+
+/* libbpf's print callback takes an enum; or_log_libbpf takes the same values as int. */
+static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list ap)
+{
+	return or_log_libbpf(level, fmt, ap);
+}
+
+static const struct {
+	const char *name;
+	int (*run)(const struct ctl *c);
+} commands[] = {
+	{ "pods", cmd_pods },
+	{ "services", cmd_services },
+	{ "backends", cmd_backends },
+	{ "stats", cmd_stats },
+};
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "pin-dir", required_argument, NULL, 'p' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	struct ctl c = { .pin_dir = OR_DEFAULT_PIN_DIR };
+	const char *cmd;
+	int opt, err;
+
+	/* getopt_long permutes argv, so the flags may also follow the command. */
+	opterr = 0;
+	while ((opt = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'p':
+			if (!optarg[0]) {
+				fprintf(stderr, "outriderctl: --pin-dir needs a directory\n");
+				return EXIT_USAGE;
+			}
+			c.pin_dir = optarg;
+			break;
+		case 'j':
+			c.json = true;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		case ':':
+			fprintf(stderr, "outriderctl: option '%s' needs an argument\n",
+				argv[optind - 1]);
+			fprintf(stderr, "Try 'outriderctl --help'.\n");
+			return EXIT_USAGE;
+		default:
+			fprintf(stderr, "outriderctl: bad option '%s'\n", argv[optind - 1]);
+			fprintf(stderr, "Try 'outriderctl --help'.\n");
+			return EXIT_USAGE;
+		}
+	}
+	if (optind >= argc) {
+		fprintf(stderr, "outriderctl: no command given\n\n");
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	cmd = argv[optind];
+	if (strcmp(cmd, "help") == 0) {
+		usage(stdout);
+		return 0;
+	}
+	if (optind + 1 < argc) {
+		fprintf(stderr, "outriderctl: %s: unexpected argument '%s'\n", cmd,
+			argv[optind + 1]);
+		return EXIT_USAGE;
+	}
+	libbpf_set_print(libbpf_print);
+
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+		if (strcmp(cmd, commands[i].name) != 0)
+			continue;
+		err = commands[i].run(&c);
+		if (fflush(stdout) == EOF && !err) {
+			fprintf(stderr, "outriderctl: writing output: %s\n", strerror(errno));
+			err = -EIO;
+		}
+		return err ? EXIT_FAILURE : EXIT_SUCCESS;
+	}
+	fprintf(stderr,
+		"outriderctl: unknown command '%s' (commands: pods, services, backends, stats; see --help)\n",
+		cmd);
+	return EXIT_USAGE;
+}

@@ -1,0 +1,46 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * Epoll workers, one per CPU by default. Every worker watches every pod
+ * listener (EPOLLEXCLUSIVE, so one wakes per connection) and owns the
+ * connections it accepts for their whole life. The main thread talks to
+ * workers only through their command queues.
+ */
+#ifndef OR_WORKER_H
+#define OR_WORKER_H
+
+#include <pthread.h>
+#include <stdint.h>
+
+#include "ev.h"
+#include "pod.h"
+
+struct or_conn;
+struct or_wcmd;
+
+struct or_worker {
+	unsigned int id;
+	pthread_t thread;
+	struct ev_loop *loop;
+	int cmd_fd; /* eventfd: commands are waiting */
+	struct ev_io cmd_io;
+	pthread_mutex_t cmd_lock;
+	struct or_wcmd *cmds;     /* queued by the main thread */
+	struct or_lsn_reg *lsns;  /* listeners this worker watches */
+	struct or_conn *conns;    /* connections this worker owns */
+	uint64_t rng;             /* xorshift state for load balancing */
+};
+
+/* Starts n workers. Returns 0 or -errno (then none is running). */
+int or_workers_start(unsigned int n);
+/* Stops and joins every worker, closing their connections. */
+void or_workers_stop(void);
+unsigned int or_workers_count(void);
+
+/* Every worker starts accepting on l (each takes a reference). 0 or -errno. */
+int or_workers_add_listener(struct or_listener *l);
+/* Every worker stops watching l and drops its reference. */
+void or_workers_remove_listener(struct or_listener *l);
+
+uint64_t or_worker_rand(void *worker);
+
+#endif
