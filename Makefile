@@ -57,8 +57,11 @@ $(BUILD)/%.bpf.o: bpf/%.bpf.c $(BPF_DEPS) | $(BUILD)
 $(BUILD)/%.skel.h: $(BUILD)/%.bpf.o
 	$(BPFTOOL) gen skeleton $< name $*_bpf > $@.tmp && mv $@.tmp $@
 
-$(BUILD)/obj/%.o: user/%.c $(wildcard user/*.h) include/or_abi.h $(SKELS) | $(BUILD)/obj
+$(BUILD)/obj/%.o: user/%.c $(wildcard user/*.h) include/or_abi.h | $(BUILD)/obj
 	$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
+
+# Only the file that loads the programs needs their skeleton.
+$(BUILD)/obj/bpf_state.o: $(SKELS)
 
 $(BUILD)/outriderd: $(AGENT_OBJS)
 	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
@@ -87,7 +90,8 @@ FUZZ_SECONDS ?= 15
 $(BUILD)/fuzz/fuzz_config: tests/fuzz/fuzz_config.c user/config.c user/log.c user/addr.c
 $(BUILD)/fuzz/%:
 	@mkdir -p $(dir $@)
-	$(CLANG) -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -std=gnu11 \
+	$(CLANG) -g -O1 -fsanitize=fuzzer,address,undefined \
+		-fno-sanitize-recover=undefined -D_GNU_SOURCE -std=gnu11 \
 		$(CPPFLAGS) $^ -o $@ -lyaml
 
 deps:

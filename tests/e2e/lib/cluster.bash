@@ -1,0 +1,600 @@
+# SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+#
+# A small local "cluster" for outrider's end-to-end tests and demo: every pod
+# is a network namespace with its own cgroup v2 directory, joined by a veth
+# to a bridge that lives in a "node" namespace. Sourced by tests/e2e/*.bats
+# and deploy/local/demo.sh.
+#
+# Nothing here can reach the outside: pods get an address on 10.244.1.0/24
+# (and optionally fd00:244:1::/64) and no default route, so a connect() that
+# outrider fails to capture fails with ENETUNREACH instead of leaving.
+#
+# Everything a run makes carries its id (OR_ID, six hex digits):
+#   netns      ort<ID>-<pod>, ort<ID>-node (the bridge)
+#   cgroups    $CG2/outrider-test-<ID>/<pod>
+#   pins       /sys/fs/bpf/outrider-test-<ID>
+#   state      ${TMPDIR:-/tmp}/outrider-test-<ID>/ (config, logs, pid list)
+# cluster_cleanup removes all of it and ends only the processes this file
+# started, by PID. It is safe to call twice and after a partial setup.
+#
+#   cluster_init                  make the ids, state dir and the node bridge
+#   pod_add NAME IPV4 [IPV6]      a pod: netns, veth, addresses, cgroup
+#   pod_label NAME [K=V ...]      its labels, for the rendered config
+#   pod_namespace NAME NS         its Kubernetes namespace (default "default")
+#   pod_exec NAME CMD...          run CMD in the pod (cgroup + netns)
+#   pod_spawn NAME LOG CMD...     the same in the background, PID recorded
+#   upstream_start POD NAME ARGS  build/upstream in POD, waits for "listening"
+#   cluster_namespaces < YAML     the namespaces: section of the config
+#   cluster_services < YAML       the services: section of the config
+#   cluster_config [FILE]         render the agent's config (default $OR_CONFIG)
+#   agent_start CONFIG [ARGS]     build/outriderd in the root netns and cgroup
+#   agent_stop [SIG] / agent_reload   SIGTERM (waits up to 5 s) / SIGHUP
+#   wait_until TIMEOUT_MS CMD...  poll CMD every 50 ms
+#   cluster_cleanup               remove everything, end recorded processes
+
+OR_ROOT=${OR_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)}
+OR_BUILD=${OR_BUILD:-$OR_ROOT/build}
+OR_NODE_NAME=${OR_NODE_NAME:-node-a}
+
+# The cgroup2 mount point, from /proc/self/mountinfo (the filesystem type
+# follows the " - " separator; the mount point is field 5).
+cgroup2_mount()
+{
+	awk '{ for (i = 7; i <= NF; i++) if ($i == "-") { if ($(i + 1) == "cgroup2") { print $5; exit } break } }' \
+		/proc/self/mountinfo
+}
+
+_or_now_ms()
+{
+	if [ -n "${EPOCHREALTIME:-}" ]; then
+		local t=${EPOCHREALTIME/[.,]/}
+		echo $((t / 1000))
+	else
+		date +%s%3N
+	fi
+}
+
+# wait_until TIMEOUT_MS CMD...: runs CMD (quietly) every 50 ms until it
+# succeeds (returns 0) or TIMEOUT_MS have passed (returns 1).
+wait_until()
+{
+	local timeout_ms=$1
+	shift
+	local deadline=$(($(_or_now_ms) + timeout_ms))
+
+	while :; do
+		if "$@" >/dev/null 2>&1; then
+			return 0
+		fi
+		if [ "$(_or_now_ms)" -ge "$deadline" ]; then
+			return 1
+		fi
+		sleep 0.05
+	done
+}
+
+# Why this machine cannot run the cluster, on stdout; returns 1 if so.
+cluster_prereqs()
+{
+	local cmd
+	if [ "$(id -u)" != 0 ]; then
+		echo "needs root (netns, cgroups, BPF)"
+		return 1
+	fi
+	if [ "$(stat -f -c %T /sys/fs/bpf 2>/dev/null)" != bpf_fs ]; then
+		echo "bpffs is not mounted at /sys/fs/bpf"
+		return 1
+	fi
+	if [ -z "$(cgroup2_mount)" ]; then
+		echo "no cgroup2 mount in /proc/self/mountinfo"
+		return 1
+	fi
+	for cmd in ip nsenter bpftool curl jq ss; do
+		if ! command -v "$cmd" >/dev/null 2>&1; then
+			echo "$cmd is not installed (tests/deps.sh installs it)"
+			return 1
+		fi
+	done
+	return 0
+}
+
+# cluster_init: picks the run id and makes the state dir and node bridge.
+# Exports everything tests (separate processes under bats) need.
+cluster_init()
+{
+	if [ -z "${OR_ID:-}" ]; then
+		OR_ID=$(od -An -N3 -tx1 /dev/urandom | tr -d ' \n')
+	fi
+	CG2=$(cgroup2_mount)
+	OR_NS_PREFIX="ort${OR_ID}"
+	OR_NODE_NS="${OR_NS_PREFIX}-node"
+	OR_CG="$CG2/outrider-test-${OR_ID}"
+	OR_PIN="/sys/fs/bpf/outrider-test-${OR_ID}"
+	OR_STATE="${TMPDIR:-/tmp}/outrider-test-${OR_ID}"
+	OR_CONFIG="$OR_STATE/outrider.yaml"
+	OR_AGENT_LOG="$OR_STATE/agent.log"
+	export OR_ROOT OR_BUILD OR_NODE_NAME OR_ID CG2 OR_NS_PREFIX OR_NODE_NS OR_CG \
+		OR_PIN OR_STATE OR_CONFIG OR_AGENT_LOG
+
+	if [ -n "${OR_IDS_FILE:-}" ]; then
+		echo "$OR_ID" >>"$OR_IDS_FILE"
+	fi
+	mkdir "$OR_STATE" || return 1
+	mkdir "$OR_STATE/labels" "$OR_STATE/podns" "$OR_STATE/logs"
+	: >"$OR_STATE/pids"
+	: >"$OR_STATE/pods"
+	: >"$OR_STATE/namespaces.yaml"
+	: >"$OR_STATE/services.yaml"
+	mkdir -p "$OR_CG"
+
+	ip netns add "$OR_NODE_NS" || return 1
+	ip -n "$OR_NODE_NS" link set lo up
+	ip -n "$OR_NODE_NS" link add br0 type bridge stp_state 0 forward_delay 0 || return 1
+	ip -n "$OR_NODE_NS" link set br0 up
+}
+
+pod_netns() { echo "${OR_NS_PREFIX}-$1"; }
+pod_netns_path() { echo "/run/netns/${OR_NS_PREFIX}-$1"; }
+pod_cgroup() { echo "$OR_CG/$1"; }
+pod_ip() { awk -v n="$1" '$1 == n { print $2 }' "$OR_STATE/pods"; }
+pod_ip6() { awk -v n="$1" '$1 == n && $3 != "-" { print $3 }' "$OR_STATE/pods"; }
+
+# pod_add NAME IPV4 [IPV6]: a pod on the node bridge; no default route.
+pod_add()
+{
+	local name=$1 ip4=$2 ip6=${3:-}
+	local ns veth idx
+
+	ns=$(pod_netns "$name")
+	idx=$(($(wc -l <"$OR_STATE/pods") + 1))
+	veth="vp${idx}" # the node side; pod names may be too long for IFNAMSIZ
+	echo "$name $ip4 ${ip6:--}" >>"$OR_STATE/pods"
+	: >"$OR_STATE/labels/$name"
+	echo default >"$OR_STATE/podns/$name"
+
+	ip netns add "$ns" || return 1
+	ip -n "$OR_NODE_NS" link add "$veth" type veth peer name eth0 netns "$ns" || return 1
+	ip -n "$OR_NODE_NS" link set "$veth" master br0 up || return 1
+	ip -n "$ns" link set lo up
+	ip -n "$ns" addr add "$ip4/24" dev eth0 || return 1
+	if [ -n "$ip6" ]; then
+		ip -n "$ns" addr add "$ip6/64" dev eth0 nodad || return 1
+	fi
+	ip -n "$ns" link set eth0 up || return 1
+	mkdir -p "$(pod_cgroup "$name")"
+}
+
+# pod_label NAME [KEY=VALUE ...]: replaces the pod's labels.
+pod_label()
+{
+	local name=$1 kv
+	shift
+	: >"$OR_STATE/labels/$name"
+	for kv in "$@"; do
+		echo "$kv" >>"$OR_STATE/labels/$name"
+	done
+}
+
+# pod_namespace NAME NS: the pod's Kubernetes namespace in the config.
+pod_namespace()
+{
+	echo "$2" >"$OR_STATE/podns/$1"
+}
+
+# pod_exec NAME CMD...: CMD inside the pod's cgroup and netns, build/ on PATH.
+pod_exec()
+{
+	local name=$1
+	shift
+	PATH="$OR_BUILD:$PATH" sh -c \
+		'cg=$1 ns=$2; shift 2; echo $$ >"$cg/cgroup.procs" && exec nsenter --net="$ns" -- "$@"' \
+		pod_exec "$(pod_cgroup "$name")" "$(pod_netns_path "$name")" "$@"
+}
+
+# Start time of a process (clock ticks after boot), to tell a recorded PID
+# from a reused one.
+_or_starttime()
+{
+	local stat f
+	stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+	# Fields after the command name, which may hold spaces: state is
+	# field 3, starttime field 22.
+	read -r -a f <<<"${stat##*) }"
+	echo "${f[19]}"
+}
+
+_or_record_pid()
+{
+	local pid=$1 tag=$2 st
+	st=$(_or_starttime "$pid") || st=-
+	echo "$pid $st $tag" >>"$OR_STATE/pids"
+}
+
+# pod_spawn NAME LOGFILE CMD...: pod_exec in the background; prints the PID.
+pod_spawn()
+{
+	local name=$1 log=$2
+	shift 2
+	PATH="$OR_BUILD:$PATH" sh -c \
+		'cg=$1 ns=$2; shift 2; echo $$ >"$cg/cgroup.procs" && exec nsenter --net="$ns" -- "$@"' \
+		pod_spawn "$(pod_cgroup "$name")" "$(pod_netns_path "$name")" "$@" \
+		</dev/null >"$log" 2>&1 3>&- &
+	local pid=$!
+	_or_record_pid "$pid" "pod:$name"
+	echo "$pid"
+}
+
+# upstream_start POD NAME [--http PORT] [--echo PORT]: waits until it listens.
+upstream_start()
+{
+	local pod=$1 name=$2
+	shift 2
+	local log="$OR_STATE/logs/upstream-$pod.log"
+	pod_spawn "$pod" "$log" "$OR_BUILD/upstream" --name "$name" "$@" >/dev/null
+	if ! wait_until 5000 grep -q '^listening' "$log"; then
+		echo "upstream in $pod did not start:" >&2
+		cat "$log" >&2
+		return 1
+	fi
+}
+
+# pod_listening POD PORT: something listens on TCP PORT inside the pod.
+pod_listening()
+{
+	[ -n "$(pod_exec "$1" ss -Hltn "sport = :$2")" ]
+}
+
+# cluster_namespaces < YAML: the namespaces: section (empty: none).
+cluster_namespaces()
+{
+	cat >"$OR_STATE/namespaces.yaml"
+}
+
+# cluster_services < YAML: the services: section (and anything after the
+# pods) of the rendered config.
+cluster_services()
+{
+	cat >"$OR_STATE/services.yaml"
+}
+
+_or_labels_yaml()
+{
+	local name=$1 kv out=""
+	while IFS= read -r kv; do
+		[ -n "$kv" ] || continue
+		out="${out:+$out, }${kv%%=*}: ${kv#*=}"
+	done <"$OR_STATE/labels/$name"
+	echo "{$out}"
+}
+
+# cluster_config [FILE]: the agent's config for this cluster, written
+# atomically (a reader never sees half a file).
+cluster_config()
+{
+	local out=${1:-$OR_CONFIG}
+	local name ip4 ip6
+	{
+		echo "# outrider test cluster $OR_ID (tests/e2e/lib/cluster.bash)"
+		echo "node: $OR_NODE_NAME"
+		echo "pin_dir: $OR_PIN"
+		echo "cgroup_root: $CG2"
+		cat "$OR_STATE/namespaces.yaml"
+		echo "pods:"
+		while read -r name ip4 ip6; do
+			echo "  - name: $name"
+			echo "    namespace: $(cat "$OR_STATE/podns/$name")"
+			echo "    node: $OR_NODE_NAME"
+			echo "    labels: $(_or_labels_yaml "$name")"
+			echo "    ip: $ip4"
+			if [ "$ip6" != - ]; then
+				echo "    ip6: $ip6"
+			fi
+			echo "    netns: $(pod_netns_path "$name")"
+			echo "    cgroup: $(pod_cgroup "$name")"
+			echo "    service_account: $name"
+		done <"$OR_STATE/pods"
+		cat "$OR_STATE/services.yaml"
+	} >"$out.tmp" && mv -f "$out.tmp" "$out"
+}
+
+ctl()
+{
+	"$OR_BUILD/outriderctl" --pin-dir "$OR_PIN" "$@"
+}
+
+# agent_start CONFIG [ARGS...]: the agent in the root netns and the caller's
+# cgroup (never a pod's), logging to $OR_AGENT_LOG.
+agent_start()
+{
+	local cfg=$1
+	shift
+	"$OR_BUILD/outriderd" --config "$cfg" --log-level debug "$@" \
+		</dev/null >>"$OR_AGENT_LOG" 2>&1 3>&- &
+	local pid=$!
+	_or_record_pid "$pid" agent
+	echo "$pid" >"$OR_STATE/agent.pid"
+}
+
+agent_pid() { cat "$OR_STATE/agent.pid" 2>/dev/null; }
+
+# The process exists and is not a zombie.
+_or_alive()
+{
+	local stat
+	stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+	stat=${stat##*) }
+	[ "${stat:0:1}" != Z ]
+}
+
+agent_running()
+{
+	local pid
+	pid=$(agent_pid) && [ -n "$pid" ] && _or_alive "$pid"
+}
+
+agent_reload()
+{
+	kill -HUP "$(agent_pid)"
+}
+
+# agent_stop [SIGNAL]: SIGTERM (or SIGNAL), then up to 5 s for it to exit. Returns 0 when it
+# exited in time. OR_AGENT_STATUS is its exit status when this shell started
+# it, 127 when another process did.
+agent_stop()
+{
+	local sig=${1:-TERM} pid i
+	OR_AGENT_STATUS=127
+	pid=$(agent_pid) || return 0
+	[ -n "$pid" ] || return 0
+	if _or_alive "$pid"; then
+		kill -"$sig" "$pid" 2>/dev/null || true
+		for ((i = 0; i < 100; i++)); do
+			_or_alive "$pid" || break
+			sleep 0.05
+		done
+		if _or_alive "$pid"; then
+			echo "agent $pid still running 5 s after SIG$sig; killing it" >&2
+			kill -KILL "$pid" 2>/dev/null || true
+			wait "$pid" 2>/dev/null || true
+			rm -f "$OR_STATE/agent.pid"
+			return 1
+		fi
+	fi
+	wait "$pid" 2>/dev/null && OR_AGENT_STATUS=0 || OR_AGENT_STATUS=$?
+	rm -f "$OR_STATE/agent.pid"
+	return 0
+}
+
+# Ends one recorded process: SIGTERM, 5 s, SIGKILL. Skips a PID that now
+# belongs to another process.
+_or_end_pid()
+{
+	local pid=$1 st=$2 i now
+	if ! _or_alive "$pid"; then
+		wait "$pid" 2>/dev/null || true
+		return 0
+	fi
+	now=$(_or_starttime "$pid") || return 0
+	if [ "$st" != - ] && [ "$now" != "$st" ]; then
+		return 0
+	fi
+	kill -TERM "$pid" 2>/dev/null
+	for ((i = 0; i < 100; i++)); do
+		_or_alive "$pid" || break
+		sleep 0.05
+	done
+	if _or_alive "$pid"; then
+		kill -KILL "$pid" 2>/dev/null
+		for ((i = 0; i < 20; i++)); do
+			_or_alive "$pid" || break
+			sleep 0.05
+		done
+	fi
+	wait "$pid" 2>/dev/null || true
+	return 0
+}
+
+# cluster_cleanup: removes whatever this run made; safe to call again.
+cluster_cleanup()
+{
+	local - pid st tag ns d i
+	set +e
+	[ -n "${OR_ID:-}" ] || return 0
+
+	# Processes first, newest first, the agent among them (SIGTERM lets it
+	# remove its pins and links).
+	if [ -f "${OR_STATE:-}/pids" ]; then
+		while read -r pid st tag; do
+			_or_end_pid "$pid" "$st"
+		done < <(tac "$OR_STATE/pids")
+		: >"$OR_STATE/pids"
+	fi
+
+	for ns in $(ip netns list 2>/dev/null | awk '{ print $1 }'); do
+		case "$ns" in
+		"ort${OR_ID}-"*) ip netns del "$ns" ;;
+		esac
+	done
+
+	if [ -n "${OR_CG:-}" ] && [ -d "$OR_CG" ]; then
+		for d in "$OR_CG"/*/; do
+			[ -d "$d" ] || continue
+			# A process that just exited can linger in cgroup.procs briefly.
+			for ((i = 0; i < 40; i++)); do
+				rmdir "$d" 2>/dev/null && break
+				sleep 0.05
+			done
+			[ -d "$d" ] && echo "cluster_cleanup: cannot remove $d: pids $(tr '\n' ' ' <"$d/cgroup.procs")" >&2
+		done
+		rmdir "$OR_CG" 2>/dev/null || echo "cluster_cleanup: cannot remove $OR_CG" >&2
+	fi
+
+	case "${OR_PIN:-}" in
+	/sys/fs/bpf/outrider-test-*) rm -rf "$OR_PIN" ;;
+	esac
+
+	case "${OR_STATE:-}" in
+	*/outrider-test-*)
+		if [ "${OR_KEEP_STATE:-0}" = 1 ]; then
+			echo "cluster_cleanup: kept $OR_STATE" >&2
+		else
+			rm -rf "$OR_STATE"
+		fi
+		;;
+	esac
+	return 0
+}
+
+# ---- the end-to-end topology ---------------------------------------------
+#
+# client (enrolled), client2 (not labelled), echo-1..3 running
+# `upstream --http 8080 --echo 9000`; services echo (proxy, 10.96.0.10,
+# 80->8080 and 9000->9000), echo6 (proxy, fd00:96::10, 80->8080) and echo-k
+# (kernel, 10.96.0.20, 80->8080).
+
+E2E_VIP=10.96.0.10
+E2E_VIP6=fd00:96::10
+E2E_VIP_K=10.96.0.20
+
+# e2e_require: in setup_file. Missing root/bpffs/cgroup2 skips the file's
+# tests (fails them with REQUIRE_BPF=1); missing binaries always fail.
+e2e_require()
+{
+	local why bin
+	if ! why=$(cluster_prereqs); then
+		if [ "${REQUIRE_BPF:-0}" = 1 ]; then
+			echo "REQUIRE_BPF=1 but $why" >&2
+			return 1
+		fi
+		export OR_SKIP="$why"
+		return 0
+	fi
+	for bin in outriderd outriderctl upstream orclient; do
+		if [ ! -x "$OR_BUILD/$bin" ]; then
+			echo "$OR_BUILD/$bin is missing: run make all fixtures" >&2
+			return 1
+		fi
+	done
+	# zz_leaks.bats checks exactly the ids this bats run used.
+	if [ -n "${BATS_RUN_TMPDIR:-}" ]; then
+		export OR_IDS_FILE="$BATS_RUN_TMPDIR/outrider-ids"
+	fi
+}
+
+# e2e_setup: in setup(); skips when e2e_require found the machine unfit.
+e2e_setup()
+{
+	if [ -n "${OR_SKIP:-}" ]; then
+		skip "$OR_SKIP"
+	fi
+}
+
+# e2e_teardown: in teardown(); after a failed test, the agent's last words.
+e2e_teardown()
+{
+	if [ -z "${BATS_TEST_COMPLETED:-}" ] && [ -f "${OR_AGENT_LOG:-}" ]; then
+		echo "--- last 40 lines of $OR_AGENT_LOG"
+		tail -n 40 "$OR_AGENT_LOG"
+	fi
+}
+
+e2e_services()
+{
+	cluster_services <<EOF
+services:
+  - name: echo
+    namespace: default
+    vip: $E2E_VIP
+    mode: proxy
+    ports:
+      - {port: 80, target_port: 8080, protocol: tcp}
+      - {port: 9000, target_port: 9000, protocol: tcp}
+    selector: {app: echo}
+  - name: echo6
+    namespace: default
+    vip: $E2E_VIP6
+    mode: proxy
+    ports:
+      - {port: 80, target_port: 8080, protocol: tcp}
+    selector: {app: echo}
+  - name: echo-k
+    namespace: default
+    vip: $E2E_VIP_K
+    mode: kernel
+    ports:
+      - {port: 80, target_port: 8080, protocol: tcp}
+    selector: {app: echo}
+EOF
+}
+
+# The pods and backends, without the agent.
+e2e_pods_up()
+{
+	local i
+	cluster_init || return 1
+	pod_add client 10.244.1.2 fd00:244:1::2 || return 1
+	pod_label client app=client outrider.io/mode=enabled
+	pod_add client2 10.244.1.3 fd00:244:1::3 || return 1
+	pod_label client2 app=client2
+	for i in 1 2 3; do
+		pod_add "echo-$i" "10.244.1.1$i" "fd00:244:1::1$i" || return 1
+		pod_label "echo-$i" app=echo
+		upstream_start "echo-$i" "echo-$i" --http 8080 --echo 9000 || return 1
+	done
+	e2e_services
+	cluster_config
+}
+
+# agent_wait_ready [TIMEOUT_MS] POD...: the pods are in or_pods and their
+# in-pod listener is up.
+agent_wait_ready()
+{
+	local timeout=$1 pod deadline
+	shift
+	deadline=$(($(_or_now_ms) + timeout))
+	for pod in "$@"; do
+		until _or_pod_ready "$pod" >/dev/null 2>&1; do
+			if ! agent_running; then
+				echo "the agent exited before pod $pod was ready" >&2
+				return 1
+			fi
+			if [ "$(_or_now_ms)" -ge "$deadline" ]; then
+				echo "agent not ready for pod $pod within $timeout ms" >&2
+				return 1
+			fi
+			sleep 0.05
+		done
+	done
+}
+
+# ctl_has_pod POD: outriderctl lists the pod (as "namespace/name" or "name").
+ctl_has_pod()
+{
+	local ns
+	ns=$(cat "$OR_STATE/podns/$1")
+	ctl --json pods | jq -e --arg n "$1" --arg ns "$ns" \
+		'any(.[]; .name == $n or .name == $ns + "/" + $n)' >/dev/null
+}
+
+_or_pod_ready()
+{
+	agent_running && ctl_has_pod "$1" && pod_listening "$1" 15001
+}
+
+# The whole e2e topology with a running agent; on failure shows why and
+# cleans up (teardown_file cleans again, harmlessly).
+e2e_up()
+{
+	if [ -n "${OR_SKIP:-}" ]; then
+		return 0
+	fi
+	if e2e_pods_up && agent_start "$OR_CONFIG" && agent_wait_ready 5000 client; then
+		return 0
+	fi
+	echo "--- e2e_up failed; agent log:" >&2
+	tail -n 60 "$OR_AGENT_LOG" >&2 2>/dev/null
+	echo "--- config:" >&2
+	cat "$OR_CONFIG" >&2 2>/dev/null
+	cluster_cleanup
+	return 1
+}

@@ -1,0 +1,904 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * Config parsing and validation. Every rejected input must come back with
+ * -EINVAL, no config, and "FILE:LINE: ..." naming the offending line; the
+ * test's name stands in for the file name.
+ */
+#include <arpa/inet.h>
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "or_abi.h"
+
+static struct or_config *load_ok(const char *name, const char *yaml)
+{
+	struct or_config *cfg = (struct or_config *)0x1;
+	char err[512] = "";
+	int ret;
+
+	ret = or_config_load_buf(name, yaml, strlen(yaml), &cfg, err, sizeof(err));
+	cr_assert_eq(ret, 0, "%s: expected success, got %d: %s", name, ret, err);
+	cr_assert_not_null(cfg, "%s: no config returned", name);
+	return cfg;
+}
+
+/* Expects rejection at `line` with `frag` somewhere in the message. */
+static void load_bad(const char *name, const char *yaml, int line, const char *frag)
+{
+	struct or_config *cfg = (struct or_config *)0x1;
+	char err[512] = "", prefix[128];
+	int ret;
+
+	ret = or_config_load_buf(name, yaml, strlen(yaml), &cfg, err, sizeof(err));
+	cr_assert_eq(ret, -EINVAL, "%s: expected -EINVAL, got %d (%s)\n%s", name, ret, err, yaml);
+	cr_assert_null(cfg, "%s: config returned on failure", name);
+	snprintf(prefix, sizeof(prefix), "%s:%d: ", name, line);
+	cr_assert(strncmp(err, prefix, strlen(prefix)) == 0,
+		  "%s: error should start with '%s': '%s'", name, prefix, err);
+	cr_assert(strstr(err, frag) != NULL, "%s: error should mention '%s': '%s'", name, frag,
+		  err);
+}
+
+static const char *ip_str(const struct or_ip *ip)
+{
+	static char buf[OR_IP_STRLEN];
+
+	return or_ip_str(ip, buf, sizeof(buf));
+}
+
+/* Lines are numbered in the comments: error tests below depend on them. */
+static const char full_yaml[] =
+	"node: node-a\n"				/* 1 */
+	"pin_dir: /sys/fs/bpf/test\n"			/* 2 */
+	"cgroup_root: /sys/fs/cgroup/unified\n"		/* 3 */
+	"selector: mesh=on\n"				/* 4 */
+	"max_connections: 1000\n"			/* 5 */
+	"workers: 4\n"					/* 6 */
+	"namespaces:\n"					/* 7 */
+	"  - name: shop\n"				/* 8 */
+	"    labels: {mesh: \"on\", team: web}\n"	/* 9 */
+	"pods:\n"					/* 10 */
+	"  - name: client\n"				/* 11 */
+	"    namespace: shop\n"				/* 12 */
+	"    labels: {app: client, mesh: \"\"}\n"	/* 13 */
+	"    ip: 10.244.1.2\n"				/* 14 */
+	"    ip6: fd00::2\n"				/* 15 */
+	"    netns: /run/netns/client\n"		/* 16 */
+	"    cgroup: /sys/fs/cgroup/unified/or/client\n" /* 17 */
+	"    service_account: client-sa\n"		/* 18 */
+	"  - name: echo-1\n"				/* 19 */
+	"    node: node-b\n"				/* 20 */
+	"    labels: {app: echo}\n"			/* 21 */
+	"    ip: 10.244.2.3\n"				/* 22 */
+	"services:\n"					/* 23 */
+	"  - name: echo\n"				/* 24 */
+	"    vip: 10.96.0.10\n"				/* 25 */
+	"    mode: kernel\n"				/* 26 */
+	"    ports:\n"					/* 27 */
+	"      - {port: 80, target_port: 8080, protocol: tcp}\n" /* 28 */
+	"      - port: 443\n"				/* 29 */
+	"    selector: {app: echo}\n"			/* 30 */
+	"    policy:\n"					/* 31 */
+	"      connect_timeout_ms: 250\n"		/* 32 */
+	"      load_balancer: least_request\n"		/* 33 */
+	"  - name: ext\n"				/* 34 */
+	"    namespace: shop\n"				/* 35 */
+	"    vip: fd00:96::1\n"				/* 36 */
+	"    ports: [{port: 9000}]\n"			/* 37 */
+	"    endpoints:\n"				/* 38 */
+	"      - {ip: \"fd00::10\", port: 9001, node: node-b, weight: 5}\n" /* 39 */
+	"      - ip: fd00::11\n";			/* 40 */
+
+Test(config, full_valid_config)
+{
+	struct or_config *cfg = load_ok("full.yaml", full_yaml);
+	const struct or_pod_cfg *p;
+	const struct or_svc_cfg *s;
+
+	cr_expect_str_eq(cfg->path, "full.yaml");
+	cr_expect_str_eq(cfg->node, "node-a");
+	cr_expect_str_eq(cfg->pin_dir, "/sys/fs/bpf/test");
+	cr_expect_str_eq(cfg->cgroup_root, "/sys/fs/cgroup/unified");
+	cr_expect_str_eq(cfg->selector_key, "mesh");
+	cr_expect_str_eq(cfg->selector_value, "on");
+	cr_expect_eq(cfg->max_connections, 1000);
+	cr_expect_eq(cfg->workers, 4);
+
+	cr_assert_eq(cfg->n_namespaces, 1);
+	cr_expect_str_eq(cfg->namespaces[0].name, "shop");
+	cr_expect_eq(cfg->namespaces[0].line, 8);
+	cr_expect_str_eq(or_labels_get(&cfg->namespaces[0].labels, "mesh"), "on");
+	cr_expect_str_eq(or_labels_get(&cfg->namespaces[0].labels, "team"), "web");
+
+	cr_assert_eq(cfg->n_pods, 2);
+	p = &cfg->pods[0];
+	cr_expect_str_eq(p->name, "client");
+	cr_expect_str_eq(p->namespace, "shop");
+	cr_expect_str_eq(p->node, "node-a");
+	cr_expect_eq(p->labels.n, 2);
+	cr_expect_str_eq(or_labels_get(&p->labels, "app"), "client");
+	cr_expect_str_eq(or_labels_get(&p->labels, "mesh"), "");
+	cr_expect_eq(p->ip.family, AF_INET);
+	cr_expect_str_eq(ip_str(&p->ip), "10.244.1.2");
+	cr_expect_eq(p->ip6.family, AF_INET6);
+	cr_expect_str_eq(ip_str(&p->ip6), "fd00::2");
+	cr_expect_str_eq(p->netns, "/run/netns/client");
+	cr_expect_str_eq(p->cgroup, "/sys/fs/cgroup/unified/or/client");
+	cr_expect_str_eq(p->service_account, "client-sa");
+	cr_expect_eq(p->line, 11);
+	cr_expect(or_pod_local(cfg, p));
+
+	p = &cfg->pods[1];
+	cr_expect_str_eq(p->name, "echo-1");
+	cr_expect_str_eq(p->namespace, "default");
+	cr_expect_str_eq(p->node, "node-b");
+	cr_expect_eq(p->ip6.family, 0);
+	cr_expect_null(p->netns, "a remote pod needs no netns");
+	cr_expect_null(p->cgroup);
+	cr_expect_str_eq(p->service_account, "default");
+	cr_expect_eq(p->line, 19);
+	cr_expect_not(or_pod_local(cfg, p));
+
+	cr_assert_eq(cfg->n_services, 2);
+	s = &cfg->services[0];
+	cr_expect_str_eq(s->name, "echo");
+	cr_expect_str_eq(s->namespace, "default");
+	cr_expect_str_eq(ip_str(&s->vip), "10.96.0.10");
+	cr_expect_eq(s->mode, OR_SVC_KERNEL);
+	cr_assert_eq(s->n_ports, 2);
+	cr_expect_eq(s->ports[0].port, 80);
+	cr_expect_eq(s->ports[0].target_port, 8080);
+	cr_expect_eq(s->ports[0].protocol, OR_PROTOCOL_TCP);
+	cr_expect_eq(s->ports[0].line, 28);
+	cr_expect_eq(s->ports[1].port, 443);
+	cr_expect_eq(s->ports[1].target_port, 443);
+	cr_expect_eq(s->ports[1].line, 29);
+	cr_expect(s->has_selector);
+	cr_expect_str_eq(or_labels_get(&s->selector, "app"), "echo");
+	cr_expect_eq(s->n_endpoints, 0);
+	cr_expect_eq(s->policy.connect_timeout_ms, 250);
+	cr_expect_eq(s->policy.load_balancer, OR_LB_LEAST_REQUEST);
+	cr_expect_eq(s->line, 24);
+
+	s = &cfg->services[1];
+	cr_expect_str_eq(s->name, "ext");
+	cr_expect_str_eq(s->namespace, "shop");
+	cr_expect_eq(s->vip.family, AF_INET6);
+	cr_expect_eq(s->mode, OR_SVC_PROXY);
+	cr_expect_not(s->has_selector);
+	cr_assert_eq(s->n_endpoints, 2);
+	cr_expect_str_eq(ip_str(&s->endpoints[0].ip), "fd00::10");
+	cr_expect_eq(s->endpoints[0].port, 9001);
+	cr_expect_str_eq(s->endpoints[0].node, "node-b");
+	cr_expect_eq(s->endpoints[0].weight, 5);
+	cr_expect_eq(s->endpoints[0].line, 39);
+	cr_expect_str_eq(ip_str(&s->endpoints[1].ip), "fd00::11");
+	cr_expect_eq(s->endpoints[1].port, 0, "port 0 means the target port");
+	cr_expect_null(s->endpoints[1].node);
+	cr_expect_eq(s->endpoints[1].weight, 1);
+	cr_expect_eq(s->endpoints[1].line, 40);
+	cr_expect_eq(s->policy.connect_timeout_ms, OR_DEFAULT_CONNECT_TIMEOUT_MS);
+	cr_expect_eq(s->policy.load_balancer, OR_LB_ROUND_ROBIN);
+
+	or_config_free(cfg);
+}
+
+Test(config, top_level_defaults)
+{
+	struct or_config *cfg = load_ok("defaults.yaml", "node: n1\n");
+
+	cr_expect_str_eq(cfg->node, "n1");
+	cr_expect_str_eq(cfg->pin_dir, OR_DEFAULT_PIN_DIR);
+	cr_expect_str_eq(cfg->cgroup_root, "auto");
+	cr_expect_str_eq(cfg->selector_key, OR_DEFAULT_SELECTOR_KEY);
+	cr_expect_str_eq(cfg->selector_value, OR_DEFAULT_SELECTOR_VALUE);
+	cr_expect_eq(cfg->max_connections, OR_DEFAULT_MAX_CONNECTIONS);
+	cr_expect_eq(cfg->workers, 0);
+	cr_expect_eq(cfg->n_namespaces, 0);
+	cr_expect_eq(cfg->n_pods, 0);
+	cr_expect_eq(cfg->n_services, 0);
+	or_config_free(cfg);
+}
+
+Test(config, item_defaults_and_nulls)
+{
+	/* A null value is an absent key; "node" may come after the pods. */
+	struct or_config *cfg = load_ok("itemdefaults.yaml",
+					"pods:\n"
+					"  - name: p\n"
+					"    ip: 10.0.0.1\n"
+					"    ip6: ~\n"
+					"    labels:\n"
+					"    netns: /run/netns/p\n"
+					"    cgroup: /sys/fs/cgroup/p\n"
+					"services:\n"
+					"  - name: s\n"
+					"    vip: 10.96.0.1\n"
+					"    ports: [{port: 53}]\n"
+					"    selector: {}\n"
+					"    endpoints: []\n"
+					"    policy: {}\n"
+					"node: late\n"
+					"cgroup_root: auto\n");
+
+	cr_expect_str_eq(cfg->pods[0].node, "late");
+	cr_expect_str_eq(cfg->pods[0].namespace, "default");
+	cr_expect_str_eq(cfg->pods[0].service_account, "default");
+	cr_expect_eq(cfg->pods[0].ip6.family, 0);
+	cr_expect_eq(cfg->pods[0].labels.n, 0);
+	cr_expect_str_eq(cfg->services[0].namespace, "default");
+	cr_expect_eq(cfg->services[0].mode, OR_SVC_PROXY);
+	cr_expect_eq(cfg->services[0].ports[0].target_port, 53);
+	cr_expect_not(cfg->services[0].has_selector, "an empty selector selects nothing");
+	cr_expect_eq(cfg->services[0].policy.connect_timeout_ms, 1000);
+	cr_expect_str_eq(cfg->cgroup_root, "auto");
+	or_config_free(cfg);
+}
+
+Test(config, kernel_mode_ipv6_vip_and_aliases)
+{
+	const char *yaml = "node: n\n"
+			   "pods:\n"
+			   "  - {name: a, node: x, ip: 10.0.0.1, labels: &l {app: web}}\n"
+			   "  - {name: b, node: x, ip: 10.0.0.2, labels: *l}\n"
+			   "services:\n"
+			   "  - {name: s, vip: 'fd00::1', mode: kernel, ports: [{port: 1}],\n"
+			   "     selector: *l}\n";
+	struct or_config *cfg = load_ok("alias.yaml", yaml);
+
+	cr_expect_str_eq(or_labels_get(&cfg->pods[1].labels, "app"), "web");
+	cr_expect_eq(cfg->services[0].mode, OR_SVC_KERNEL);
+	cr_expect_eq(cfg->services[0].vip.family, AF_INET6);
+	cr_expect(or_labels_match(&cfg->pods[0].labels, &cfg->services[0].selector));
+	or_config_free(cfg);
+}
+
+Test(config, yaml_syntax_errors)
+{
+	load_bad("syntax.yaml", "node: a\nfoo: [a, b\nbar: c\n", 3,
+		 "did not find expected ',' or ']'");
+	load_bad("tab.yaml", "node: a\npods:\n  - name: x\n\tip: 1.2.3.4\n", 4, "tab");
+	load_bad("indent.yaml", "node: a\n  b: c\n", 2, "mapping values are not allowed");
+	load_bad("alias.yaml", "node: a\npods: *nope\n", 2, "undefined alias");
+	load_bad("utf8.yaml", "node: a\nx: \"\xff\"\n", 2, "UTF-8");
+}
+
+Test(config, empty_document)
+{
+	load_bad("empty.yaml", "", 1, "no configuration");
+	load_bad("comments.yaml", "# nothing here\n\n", 1, "no configuration");
+	load_bad("dashes.yaml", "---\n", 1, "no configuration");
+	load_bad("tilde.yaml", "~\n", 1, "no configuration");
+}
+
+Test(config, multiple_documents)
+{
+	load_bad("docs.yaml", "node: a\n---\nnode: b\n", 3, "more than one YAML document");
+}
+
+Test(config, unknown_keys)
+{
+	load_bad("top.yaml", "node: a\nnodes: b\n", 2, "unknown key 'nodes'");
+	load_bad("ns.yaml", "node: a\nnamespaces:\n  - name: x\n    label: {}\n", 4,
+		 "namespaces[0]: unknown key 'label'");
+	load_bad("pod.yaml", "node: a\npods:\n  - name: x\n    ip: 10.0.0.1\n    nmae: y\n", 5,
+		 "pods[0]: unknown key 'nmae'");
+	load_bad("svc.yaml",
+		 "node: a\nservices:\n  - name: s\n    vip: 10.0.0.1\n    port: 80\n", 5,
+		 "services[0]: unknown key 'port'");
+	load_bad("port.yaml",
+		 "node: a\nservices:\n  - name: s\n    vip: 10.0.0.1\n    ports:\n"
+		 "      - {port: 80, targetPort: 81}\n",
+		 6, "services[0].ports[0]: unknown key 'targetPort'");
+	load_bad("ep.yaml",
+		 "node: a\nservices:\n  - name: s\n    vip: 10.0.0.1\n    ports: [{port: 80}]\n"
+		 "    endpoints:\n      - ip: 10.0.0.2\n        wieght: 2\n",
+		 8, "services[0].endpoints[0]: unknown key 'wieght'");
+	load_bad("policy.yaml",
+		 "node: a\nservices:\n  - name: s\n    vip: 10.0.0.1\n    ports: [{port: 80}]\n"
+		 "    policy:\n      retries: 3\n",
+		 7, "services[0].policy: unknown key 'retries'");
+}
+
+Test(config, unknown_key_lists_the_expected_ones)
+{
+	load_bad("hint.yaml", "node: a\nworker: 2\n", 2, "expected one of: node, pin_dir");
+}
+
+Test(config, duplicate_keys)
+{
+	load_bad("dupkey.yaml", "node: a\nworkers: 1\nworkers: 2\n", 3, "duplicate key 'workers'");
+	load_bad("duplabel.yaml",
+		 "node: a\npods:\n  - name: x\n    ip: 10.0.0.1\n    node: b\n"
+		 "    labels:\n      app: x\n      app: y\n",
+		 8, "duplicate label 'app' (first at line 7)");
+}
+
+Test(config, wrong_node_types)
+{
+	load_bad("root.yaml", "- node: a\n", 1, "expected a mapping at the top level, got a list");
+	load_bad("rootscalar.yaml", "hello\n", 1, "expected a mapping at the top level");
+	load_bad("nodemap.yaml", "node: {a: b}\n", 1, "node: expected a string, got a mapping");
+	load_bad("podsscalar.yaml", "node: a\npods: many\n", 2,
+		 "pods: expected a list, got a scalar");
+	load_bad("podscalar.yaml", "node: a\npods:\n  - p1\n", 3,
+		 "pods[0]: expected a mapping, got a scalar");
+	load_bad("labelslist.yaml",
+		 "node: a\npods:\n  - name: x\n    ip: 10.0.0.1\n    labels: [a]\n", 5,
+		 "pods[0].labels: expected a mapping of labels, got a list");
+	load_bad("labelval.yaml",
+		 "node: a\npods:\n  - name: x\n    ip: 10.0.0.1\n    labels: {app: [a]}\n", 5,
+		 "value of label 'app' must be a string, got a list");
+	load_bad("portsmap.yaml",
+		 "node: a\nservices:\n  - name: s\n    vip: 10.0.0.1\n    ports: {port: 80}\n", 5,
+		 "services[0].ports: expected a list, got a mapping");
+	load_bad("policylist.yaml",
+		 "node: a\nservices:\n  - name: s\n    vip: 10.0.0.1\n    ports: [{port: 1}]\n"
+		 "    policy: [round_robin]\n",
+		 6, "services[0].policy: expected a mapping, got a list");
+	load_bad("key.yaml", "node: a\n[x]: 1\n", 2, "keys must be strings");
+	load_bad("ipmap.yaml", "node: a\npods:\n  - name: x\n    ip: {a: 1}\n", 4,
+		 "expected an IP address, got a mapping");
+	load_bad("intlist.yaml", "node: a\nworkers: [1]\n", 2, "expected an integer, got a list");
+}
+
+Test(config, bad_ip_addresses)
+{
+	load_bad("ip.yaml", "node: a\npods:\n  - name: x\n    ip: 10.0.0.256\n", 4,
+		 "pods[0].ip: '10.0.0.256' is not an IP address");
+	load_bad("ip6inip.yaml", "node: a\npods:\n  - name: x\n    ip: fd00::1\n", 4,
+		 "pods[0].ip: fd00::1 is not an IPv4 address");
+	load_bad("ip4inip6.yaml",
+		 "node: a\npods:\n  - name: x\n    ip: 10.0.0.1\n    ip6: 10.0.0.2\n", 5,
+		 "pods[0].ip6: 10.0.0.2 is not an IPv6 address");
+	load_bad("vip.yaml", "node: a\nservices:\n  - name: s\n    vip: my-service\n", 4,
+		 "services[0].vip: 'my-service' is not an IP address");
+	load_bad("cidr.yaml", "node: a\nservices:\n  - name: s\n    vip: 10.96.0.0/16\n", 4,
+		 "is not an IP address");
+}
+
+static void bad_port(const char *name, const char *value, const char *frag)
+{
+	char yaml[256];
+
+	snprintf(yaml, sizeof(yaml),
+		 "node: a\nservices:\n  - name: s\n    vip: 10.0.0.1\n    ports:\n"
+		 "      - port: %s\n",
+		 value);
+	load_bad(name, yaml, 6, frag);
+}
+
+Test(config, bad_ports)
+{
+	bad_port("port0.yaml", "0", "services[0].ports[0].port: 0 is not a port (1-65535)");
+	bad_port("port65536.yaml", "65536", "65536 is not a port (1-65535)");
+	bad_port("port70000.yaml", "70000", "70000 is not a port (1-65535)");
+	bad_port("portabc.yaml", "abc", "'abc' is not an integer");
+	bad_port("portquoted.yaml", "\"80\"", "'80' is not an integer");
+	bad_port("portneg.yaml", "-1", "'-1' is not an integer");
+	bad_port("portfloat.yaml", "1e3", "'1e3' is not an integer");
+	bad_port("porthex.yaml", "0x10", "'0x10' is not an integer");
+	bad_port("portoctal.yaml", "010", "'010' is not an integer");
+	bad_port("portsuffix.yaml", "12abc", "'12abc' is not an integer");
+	bad_port("portbig.yaml", "99999999999999999999999999", "is not a port");
+	load_bad("target.yaml",
+		 "node: a\nservices:\n  - name: s\n    vip: 10.0.0.1\n    ports:\n"
+		 "      - {port: 80, target_port: 0}\n",
+		 6, "target_port: 0 is not a port");
+}
+
+Test(config, bad_mode_protocol_and_policy)
+{
+	const char *head = "node: a\nservices:\n  - name: s\n    vip: 10.0.0.1\n";
+	char yaml[512];
+
+	snprintf(yaml, sizeof(yaml), "%s    ports: [{port: 80}]\n    mode: ebpf\n", head);
+	load_bad("mode.yaml", yaml, 6, "services[0].mode: 'ebpf' is not a mode (proxy, kernel)");
+	snprintf(yaml, sizeof(yaml), "%s    ports:\n      - {port: 53, protocol: udp}\n", head);
+	load_bad("proto.yaml", yaml, 6, "protocol 'udp' is not supported");
+	snprintf(yaml, sizeof(yaml), "%s    ports: [{port: 80}]\n    policy:\n"
+		 "      connect_timeout_ms: 0\n", head);
+	load_bad("timeout0.yaml", yaml, 7, "connect_timeout_ms: 0 is out of range (1-600000)");
+	snprintf(yaml, sizeof(yaml), "%s    ports: [{port: 80}]\n    policy:\n"
+		 "      connect_timeout_ms: 600001\n", head);
+	load_bad("timeoutbig.yaml", yaml, 7, "600001 is out of range");
+	snprintf(yaml, sizeof(yaml), "%s    ports: [{port: 80}]\n    policy:\n"
+		 "      load_balancer: maglev\n", head);
+	load_bad("lb.yaml", yaml, 7,
+		 "services[0].policy.load_balancer: 'maglev' is not a load balancer");
+}
+
+Test(config, tcp_in_any_case)
+{
+	struct or_config *cfg = load_ok("tcp.yaml", "node: a\nservices:\n  - name: s\n"
+						    "    vip: 10.0.0.1\n"
+						    "    ports: [{port: 80, protocol: TCP}]\n");
+
+	cr_expect_eq(cfg->services[0].ports[0].protocol, OR_PROTOCOL_TCP);
+	or_config_free(cfg);
+}
+
+Test(config, bad_selector_strings)
+{
+	load_bad("sel1.yaml", "node: a\nselector: \"=x\"\n", 2,
+		 "selector: '=x' is not a label selector");
+	load_bad("sel2.yaml", "node: a\nselector: x=\n", 2, "'x=' is not a label selector");
+	load_bad("sel3.yaml", "node: a\nselector: nokv\n", 2, "'nokv' is not a label selector");
+	load_bad("sel4.yaml", "node: a\nselector: a=b=c\n", 2, "'a=b=c' is not a label selector");
+}
+
+Test(config, bad_top_level_values)
+{
+	load_bad("emptynode.yaml", "node: \"\"\n", 1, "node: must not be empty");
+	load_bad("pindir.yaml", "node: a\npin_dir: bpf/outrider\n", 2,
+		 "pin_dir: 'bpf/outrider' is not an absolute path");
+	load_bad("cgroot.yaml", "node: a\ncgroup_root: sys/fs/cgroup\n", 2,
+		 "is not an absolute path");
+	load_bad("maxconn0.yaml", "node: a\nmax_connections: 0\n", 2,
+		 "max_connections: 0 is out of range (1-10000000)");
+	load_bad("maxconnbig.yaml", "node: a\nmax_connections: 10000001\n", 2, "out of range");
+	load_bad("workers.yaml", "node: a\nworkers: 257\n", 2,
+		 "workers: 257 is out of range (0-256)");
+}
+
+Test(config, missing_required_fields)
+{
+	load_bad("nonode.yaml", "workers: 1\n", 1, "node is required");
+	load_bad("nsname.yaml", "node: a\nnamespaces:\n  - labels: {}\n", 3,
+		 "namespaces[0]: name is required");
+	load_bad("podname.yaml", "node: a\npods:\n  - ip: 10.0.0.1\n", 3,
+		 "pods[0]: name is required");
+	load_bad("podip.yaml", "node: a\npods:\n  - name: x\n", 3, "pods[0]: ip is required");
+	load_bad("netns.yaml", "node: a\npods:\n  - name: x\n    ip: 10.0.0.1\n    cgroup: /x\n", 3,
+		 "pods[0]: netns is required for a pod on this node");
+	load_bad("cgroup.yaml",
+		 "node: a\npods:\n  - name: x\n    ip: 10.0.0.1\n    node: a\n    netns: /x\n", 3,
+		 "pods[0]: cgroup is required");
+	load_bad("svcname.yaml", "node: a\nservices:\n  - vip: 10.0.0.1\n    ports: [{port: 1}]\n",
+		 3, "services[0]: name is required");
+	load_bad("vip.yaml", "node: a\nservices:\n  - name: s\n    ports: [{port: 1}]\n", 3,
+		 "services[0]: vip is required");
+	load_bad("ports.yaml", "node: a\nservices:\n  - name: s\n    vip: 10.0.0.1\n", 3,
+		 "services[0]: ports is required");
+	load_bad("portsempty.yaml",
+		 "node: a\nservices:\n  - name: s\n    vip: 10.0.0.1\n    ports: []\n", 5,
+		 "services[0].ports: must not be empty");
+	load_bad("port.yaml",
+		 "node: a\nservices:\n  - name: s\n    vip: 10.0.0.1\n    ports:\n"
+		 "      - protocol: tcp\n",
+		 6, "services[0].ports[0]: port is required");
+	load_bad("epip.yaml",
+		 "node: a\nservices:\n  - name: s\n    vip: 10.0.0.1\n    ports: [{port: 1}]\n"
+		 "    endpoints:\n      - {port: 2}\n",
+		 7, "services[0].endpoints[0]: ip is required");
+}
+
+Test(config, bad_dns_names)
+{
+	load_bad("upper.yaml", "node: a\npods:\n  - name: Client\n    ip: 10.0.0.1\n", 3,
+		 "pods[0].name: 'Client' is not a DNS-1123 label");
+	load_bad("dash.yaml", "node: a\npods:\n  - name: -x\n    ip: 10.0.0.1\n", 3,
+		 "'-x' is not a DNS-1123 label");
+	load_bad("dashend.yaml", "node: a\nservices:\n  - name: x-\n", 3, "'x-' is not a DNS-1123");
+	load_bad("under.yaml", "node: a\npods:\n  - name: a\n    namespace: my_ns\n", 4,
+		 "pods[0].namespace: 'my_ns' is not a DNS-1123 label");
+	load_bad("nsdot.yaml", "node: a\nnamespaces:\n  - name: a.b\n", 3,
+		 "'a.b' is not a DNS-1123");
+	load_bad("long.yaml",
+		 "node: a\npods:\n  - name: "
+		 "a234567890123456789012345678901234567890123456789012345678901234\n",
+		 3, "is not a DNS-1123 label");
+	load_bad("sa.yaml", "node: a\npods:\n  - name: a\n    service_account: Bad_SA\n", 4,
+		 "service_account: 'Bad_SA' is not a valid service account name");
+}
+
+Test(config, qualified_name_too_long)
+{
+	/* 20 + 1 + 27 = 48 characters: one more than fits. */
+	load_bad("podlong.yaml",
+		 "node: a\npods:\n  - name: abcdefghijklmnopqrstuvwxyz0\n"
+		 "    namespace: abcdefghijklmnopqrst\n    ip: 10.0.0.1\n    node: b\n",
+		 3, "is 48 characters, at most 47 fit");
+	load_bad("svclong.yaml",
+		 "node: a\nservices:\n  - name: abcdefghijklmnopqrstuvwxyz0\n"
+		 "    namespace: abcdefghijklmnopqrst\n    vip: 10.0.0.1\n    ports: [{port: 1}]\n",
+		 3, "services[0]: 'abcdefghijklmnopqrst/abcdefghijklmnopqrstuvwxyz0' is 48");
+
+	/* Exactly 47 fits. */
+	struct or_config *cfg = load_ok("fits.yaml",
+					"node: a\npods:\n  - name: abcdefghijklmnopqrstuvwxyz\n"
+					"    namespace: abcdefghijklmnopqrst\n    ip: 10.0.0.1\n"
+					"    node: b\n");
+	or_config_free(cfg);
+}
+
+Test(config, duplicate_pods)
+{
+	load_bad("duppod.yaml",
+		 "node: a\npods:\n"
+		 "  - {name: x, ip: 10.0.0.1, node: b}\n"
+		 "  - {name: y, ip: 10.0.0.2, node: b}\n"
+		 "  - {name: x, namespace: default, ip: 10.0.0.3, node: b}\n",
+		 5, "pods[2]: duplicate pod default/x (first at line 3)");
+	/* Same name in another namespace is another pod. */
+	struct or_config *cfg = load_ok("otherns.yaml",
+					"node: a\npods:\n"
+					"  - {name: x, ip: 10.0.0.1, node: b}\n"
+					"  - {name: x, namespace: y, ip: 10.0.0.2, node: b}\n");
+	or_config_free(cfg);
+}
+
+Test(config, duplicate_pod_ips)
+{
+	load_bad("dupip.yaml",
+		 "node: a\npods:\n"
+		 "  - {name: x, ip: 10.0.0.1, node: b}\n"
+		 "  - {name: y, ip: 10.0.0.1, node: b}\n",
+		 4, "pods[1]: ip 10.0.0.1 is already used by pods[0] at line 3");
+	load_bad("dupip6.yaml",
+		 "node: a\npods:\n"
+		 "  - {name: x, ip: 10.0.0.1, ip6: 'fd00::1', node: b}\n"
+		 "  - {name: y, ip: 10.0.0.2, ip6: 'fd00::1', node: b}\n",
+		 4, "ip6 fd00::1 is already used by pods[0]");
+}
+
+Test(config, duplicate_namespaces_and_services)
+{
+	load_bad("dupns.yaml", "node: a\nnamespaces:\n  - name: x\n  - name: x\n", 4,
+		 "namespaces[1]: duplicate namespace x (first at line 3)");
+	load_bad("dupsvc.yaml",
+		 "node: a\nservices:\n"
+		 "  - {name: s, vip: 10.0.0.1, ports: [{port: 1}]}\n"
+		 "  - {name: s, vip: 10.0.0.2, ports: [{port: 1}]}\n",
+		 4, "services[1]: duplicate service default/s (first at line 3)");
+}
+
+Test(config, duplicate_vip_port)
+{
+	load_bad("dupvip.yaml",
+		 "node: a\nservices:\n"
+		 "  - name: s1\n    vip: 10.0.0.1\n    ports:\n      - port: 80\n"
+		 "  - name: s2\n    vip: 10.0.0.1\n    ports:\n"
+		 "      - port: 81\n      - port: 80\n",
+		 11,
+		 "services[1].ports[1]: 10.0.0.1 port 80 is already used by services[0].ports[0] at line 6");
+	load_bad("dupvipone.yaml",
+		 "node: a\nservices:\n"
+		 "  - name: s1\n    vip: 10.0.0.1\n    ports:\n"
+		 "      - port: 80\n      - port: 80\n",
+		 7,
+		 "services[0].ports[1]: 10.0.0.1 port 80 is already used by services[0].ports[0]");
+	/* The same VIP on different ports, or the same port on another VIP, is fine. */
+	struct or_config *cfg = load_ok("vipok.yaml",
+					"node: a\nservices:\n"
+					"  - {name: s1, vip: 10.0.0.1, ports: [{port: 80}]}\n"
+					"  - {name: s2, vip: 10.0.0.1, ports: [{port: 81}]}\n"
+					"  - {name: s3, vip: 10.0.0.2, ports: [{port: 80}]}\n");
+	or_config_free(cfg);
+}
+
+Test(config, selector_and_endpoints)
+{
+	load_bad("both.yaml",
+		 "node: a\nservices:\n  - name: s\n    vip: 10.0.0.1\n    ports: [{port: 1}]\n"
+		 "    selector: {app: s}\n    endpoints: [{ip: 10.0.0.2}]\n",
+		 3, "services[0]: has both a selector and endpoints");
+}
+
+Test(config, endpoint_checks)
+{
+	const char *head = "node: a\nservices:\n  - name: s\n    vip: 10.0.0.1\n"
+			   "    ports: [{port: 1}]\n    endpoints:\n";
+	char yaml[512];
+
+	snprintf(yaml, sizeof(yaml), "%s      - ip: 10.0.0.2\n      - ip: fd00::2\n", head);
+	load_bad("family.yaml", yaml, 8,
+		 "services[0].endpoints[1]: fd00::2 and the VIP 10.0.0.1 are not the same address family");
+	snprintf(yaml, sizeof(yaml), "%s      - {ip: 10.0.0.2, weight: 0}\n", head);
+	load_bad("weight0.yaml", yaml, 7, "endpoints[0].weight: 0 is out of range (1-1000)");
+	snprintf(yaml, sizeof(yaml), "%s      - {ip: 10.0.0.2, weight: 1001}\n", head);
+	load_bad("weight1001.yaml", yaml, 7, "1001 is out of range (1-1000)");
+	snprintf(yaml, sizeof(yaml), "%s      - {ip: 10.0.0.2, port: 65536}\n", head);
+	load_bad("epport.yaml", yaml, 7, "endpoints[0].port: 65536 is not a port (0-65535)");
+	snprintf(yaml, sizeof(yaml), "%s      - {ip: 10.0.0.2}\n      - {ip: 10.0.0.2}\n", head);
+	load_bad("epdup.yaml", yaml, 8, "duplicate endpoint 10.0.0.2 port 0 (first at line 7)");
+}
+
+Test(config, too_many_endpoints)
+{
+	char yaml[8192];
+	int o;
+
+	o = snprintf(yaml, sizeof(yaml), "node: a\nservices:\n  - name: s\n    vip: 10.0.0.1\n"
+					 "    ports: [{port: 1}]\n    endpoints:\n");
+	for (int i = 0; i <= OR_MAX_BACKENDS; i++)
+		o += snprintf(yaml + o, sizeof(yaml) - o, "      - {ip: 10.1.0.%d}\n", i);
+	load_bad("manyeps.yaml", yaml, 7, "65 endpoints, at most 64");
+}
+
+Test(config, aliased_labels_are_shared_linearly)
+{
+	struct or_config *cfg = NULL;
+	char buf[4096], err[256];
+	int o;
+
+	/* A labels map aliased by many pods is fine: each pod gets its own copy. */
+	o = snprintf(buf, sizeof(buf), "node: a\npods:\n"
+		     "  - {name: p0, ip: 10.0.0.1, node: b, labels: &l {a: b}}\n");
+	for (int i = 1; i < 50; i++)
+		o += snprintf(buf + o, sizeof(buf) - o,
+			      "  - {name: p%d, ip: 10.0.1.%d, node: b, labels: *l}\n", i, i);
+	cr_assert_eq(or_config_load_buf("labels.yaml", buf, strlen(buf), &cfg, err, sizeof(err)), 0,
+		     "%s", err);
+	cr_expect_eq(cfg->n_pods, 50);
+	cr_expect_str_eq(or_labels_get(&cfg->pods[49].labels, "a"), "b");
+	or_config_free(cfg);
+}
+
+Test(config, alias_bomb_is_bounded, .timeout = 10)
+{
+	/*
+	 * One pod with 2000 labels, aliased 2500 times: 5 million nodes to walk
+	 * from 40 KB of text. The walk must stop with an error, not grind on.
+	 */
+	struct or_config *cfg = (struct or_config *)0x1;
+	size_t cap = 1 << 17;
+	char *buf = malloc(cap), err[256];
+	int o, ret;
+
+	cr_assert_not_null(buf);
+	o = snprintf(buf, cap, "node: a\npods:\n  - &p\n    name: p\n    ip: 10.0.0.1\n"
+			       "    node: b\n    labels:\n");
+	for (int i = 0; i < 2000; i++)
+		o += snprintf(buf + o, cap - o, "      k%d: v\n", i);
+	for (int i = 0; i < 2500; i++)
+		o += snprintf(buf + o, cap - o, "  - *p\n");
+	cr_assert_lt((size_t)o, cap);
+	ret = or_config_load_buf("bomb.yaml", buf, (size_t)o, &cfg, err, sizeof(err));
+	free(buf);
+	cr_expect_eq(ret, -EINVAL);
+	cr_expect_null(cfg);
+	/* The line is wherever the walk gave up, inside the aliased pod. */
+	cr_expect(strncmp(err, "bomb.yaml:", 10) == 0, "%s", err);
+	cr_expect(strstr(err, "configuration too large") != NULL, "%s", err);
+}
+
+Test(config, nested_alias_bomb_in_schema)
+{
+	/*
+	 * ports: a list aliased into many services, each aliasing another list:
+	 * the walk would visit billions of nodes; it must stop with an error.
+	 */
+	char buf[4096];
+	int o = snprintf(buf, sizeof(buf),
+			 "node: a\nnamespaces:\n  - &n {name: a, labels: &m {k: v}}\n");
+
+	o += snprintf(buf + o, sizeof(buf) - o, "pods:\n");
+	o += snprintf(buf + o, sizeof(buf) - o,
+		      "  - &p {name: p, ip: 10.0.0.1, node: b, labels: &L0 {a: b, c: d}}\n");
+	o += snprintf(buf + o, sizeof(buf) - o, "services:\n  - name: s\n    vip: 10.0.0.1\n");
+	o += snprintf(buf + o, sizeof(buf) - o, "    ports: &P0 [{port: 1}, {port: 2}]\n");
+	for (int i = 1; i <= 12; i++)
+		o += snprintf(buf + o, sizeof(buf) - o,
+			      "  - {name: s%d, vip: 10.0.0.%d, ports: [*P0, *P0]}\n", i, i + 1);
+	struct or_config *cfg = NULL;
+	char err[256];
+	int ret = or_config_load_buf("nested.yaml", buf, strlen(buf), &cfg, err, sizeof(err));
+
+	/* Port items must be mappings, so nested aliases are rejected quickly. */
+	cr_expect_eq(ret, -EINVAL);
+	cr_expect_null(cfg);
+	cr_expect(strstr(err, "expected a mapping, got a list") != NULL, "%s", err);
+}
+
+Test(config, many_aliased_services_hit_the_service_limit)
+{
+	/* 5 ports x 1000 services > OR_MAX_SERVICES; each has its own VIP so no dup. */
+	size_t cap = 1 << 17;
+	char *buf = malloc(cap);
+	int o;
+
+	cr_assert_not_null(buf);
+	o = snprintf(buf, cap,
+		     "node: a\nservices:\n  - {name: s0, vip: 10.0.0.1, ports: &P "
+		     "[{port: 1}, {port: 2}, {port: 3}, {port: 4}, {port: 5}]}\n");
+	for (int i = 1; i < 1000; i++)
+		o += snprintf(buf + o, cap - o, "  - {name: s%d, vip: 10.1.%d.%d, ports: *P}\n", i,
+			      i / 256, i % 256);
+	/*
+	 * Service 819 holds ports 4095..4099: its ports[1] is the first too many.
+	 * Aliased ports keep the anchor's line, 3.
+	 */
+	load_bad("limit.yaml", buf, 3,
+		 "services[819].ports[1]: 5000 service ports, at most 4096 fit");
+	free(buf);
+}
+
+Test(config, nul_in_string)
+{
+	load_bad("nul.yaml", "node: \"a\\0b\"\n", 1, "node: contains a NUL character");
+}
+
+Test(config, error_buffer_is_small)
+{
+	struct or_config *cfg = NULL;
+	char err[8];
+	int ret;
+
+	memset(err, 'x', sizeof(err));
+	ret = or_config_load_buf("small.yaml", "nope: 1\n", 8, &cfg, err, sizeof(err));
+	cr_expect_eq(ret, -EINVAL);
+	cr_expect_null(cfg);
+	cr_expect_eq(err[sizeof(err) - 1], '\0');
+	cr_expect_str_eq(err, "small.y");
+	/* No buffer at all must not crash either. */
+	ret = or_config_load_buf("small.yaml", "nope: 1\n", 8, &cfg, NULL, 0);
+	cr_expect_eq(ret, -EINVAL);
+}
+
+Test(config, not_nul_terminated_input)
+{
+	/* len, not a NUL, ends the input: the tail here must never be read. */
+	const char yaml[] = "node: a\nworkers: 2GARBAGE";
+	struct or_config *cfg = NULL;
+	char err[256];
+
+	cr_assert_eq(or_config_load_buf("len.yaml", yaml, strlen("node: a\nworkers: 2"), &cfg, err,
+					 sizeof(err)),
+		     0, "%s", err);
+	cr_expect_eq(cfg->workers, 2);
+	or_config_free(cfg);
+}
+
+Test(config, load_file)
+{
+	char path[] = "/tmp/or_test_config_XXXXXX";
+	struct or_config *cfg = NULL;
+	char err[256];
+	int fd, ret;
+
+	fd = mkstemp(path);
+	cr_assert(fd >= 0);
+	cr_assert_eq(write(fd, full_yaml, strlen(full_yaml)), (ssize_t)strlen(full_yaml));
+	close(fd);
+	ret = or_config_load_file(path, &cfg, err, sizeof(err));
+	unlink(path);
+	cr_assert_eq(ret, 0, "%s", err);
+	cr_expect_str_eq(cfg->path, path);
+	cr_expect_eq(cfg->n_services, 2);
+	or_config_free(cfg);
+
+	ret = or_config_load_file("/nonexistent/outrider.yaml", &cfg, err, sizeof(err));
+	cr_expect_eq(ret, -ENOENT);
+	cr_expect_null(cfg);
+	cr_expect(strstr(err, "/nonexistent/outrider.yaml") != NULL, "%s", err);
+
+	ret = or_config_load_file("/tmp", &cfg, err, sizeof(err));
+	cr_expect_eq(ret, -EISDIR, "%d: %s", ret, err);
+	cr_expect_null(cfg);
+}
+
+Test(config, bad_file_names_its_path)
+{
+	char path[] = "/tmp/or_test_bad_XXXXXX";
+	struct or_config *cfg = NULL;
+	char err[256], want[128];
+	int fd, ret;
+
+	fd = mkstemp(path);
+	cr_assert(fd >= 0);
+	cr_assert_eq(write(fd, "node: a\n\nworkers: x\n", 20), 20);
+	close(fd);
+	ret = or_config_load_file(path, &cfg, err, sizeof(err));
+	unlink(path);
+	snprintf(want, sizeof(want), "%s:3: workers:", path);
+	cr_expect_eq(ret, -EINVAL);
+	cr_expect(strncmp(err, want, strlen(want)) == 0, "%s", err);
+}
+
+/* ---- enrollment and labels ---------------------------------------------- */
+
+static const char enroll_yaml[] =
+	"node: n1\n"
+	"namespaces:\n"
+	"  - {name: on, labels: {outrider.io/mode: enabled}}\n"
+	"  - {name: off, labels: {team: x}}\n"
+	"pods:\n"
+	"  - {name: labelled, ip: 10.0.0.1, netns: /n, cgroup: /c,\n"
+	"     labels: {outrider.io/mode: enabled}}\n"
+	"  - {name: plain, ip: 10.0.0.2, netns: /n, cgroup: /c}\n"
+	"  - {name: in-ns, namespace: on, ip: 10.0.0.3, netns: /n, cgroup: /c}\n"
+	"  - {name: opt-out, namespace: on, ip: 10.0.0.4, netns: /n, cgroup: /c,\n"
+	"     labels: {outrider.io/mode: disabled}}\n"
+	"  - {name: remote, namespace: on, node: n2, ip: 10.0.0.5,\n"
+	"     labels: {outrider.io/mode: enabled}}\n"
+	"  - {name: in-off-ns, namespace: off, ip: 10.0.0.6, netns: /n, cgroup: /c}\n"
+	"  - {name: other-value, namespace: on, ip: 10.0.0.7, netns: /n, cgroup: /c,\n"
+	"     labels: {outrider.io/mode: sometimes}}\n"
+	"  - {name: label-in-off, namespace: off, ip: 10.0.0.8, netns: /n, cgroup: /c,\n"
+	"     labels: {outrider.io/mode: enabled}}\n";
+
+static const struct or_pod_cfg *pod_named(const struct or_config *cfg, const char *name)
+{
+	for (size_t i = 0; i < cfg->n_pods; i++)
+		if (strcmp(cfg->pods[i].name, name) == 0)
+			return &cfg->pods[i];
+	cr_assert_fail("no pod %s", name);
+	return NULL;
+}
+
+Test(config, pod_enrollment)
+{
+	struct or_config *cfg = load_ok("enroll.yaml", enroll_yaml);
+
+	cr_expect(or_pod_enrolled(cfg, pod_named(cfg, "labelled")), "pod label enrolls");
+	cr_expect_not(or_pod_enrolled(cfg, pod_named(cfg, "plain")),
+		      "no label, no namespace label");
+	cr_expect(or_pod_enrolled(cfg, pod_named(cfg, "in-ns")), "namespace label enrolls");
+	cr_expect_not(or_pod_enrolled(cfg, pod_named(cfg, "opt-out")), "disabled opts out");
+	cr_expect_not(or_pod_enrolled(cfg, pod_named(cfg, "remote")), "other node's pod");
+	cr_expect_not(or_pod_enrolled(cfg, pod_named(cfg, "in-off-ns")), "namespace not labelled");
+	cr_expect(or_pod_enrolled(cfg, pod_named(cfg, "other-value")),
+		  "only 'disabled' opts out of an enabled namespace");
+	cr_expect(or_pod_enrolled(cfg, pod_named(cfg, "label-in-off")));
+	or_config_free(cfg);
+}
+
+Test(config, pod_enrollment_custom_selector)
+{
+	char yaml[2048];
+	struct or_config *cfg;
+
+	/* With another selector the default label means nothing. */
+	snprintf(yaml, sizeof(yaml), "selector: mesh=yes\n%s", enroll_yaml);
+	cfg = load_ok("selector.yaml", yaml);
+	cr_expect_not(or_pod_enrolled(cfg, pod_named(cfg, "labelled")));
+	cr_expect_not(or_pod_enrolled(cfg, pod_named(cfg, "in-ns")));
+	or_config_free(cfg);
+
+	cfg = load_ok("selector2.yaml",
+		      "node: n1\nselector: mesh=yes\n"
+		      "namespaces: [{name: m, labels: {mesh: 'yes'}}]\n"
+		      "pods:\n"
+		      "  - {name: a, ip: 10.0.0.1, netns: /n, cgroup: /c, labels: {mesh: 'yes'}}\n"
+		      "  - {name: b, namespace: m, ip: 10.0.0.2, netns: /n, cgroup: /c}\n"
+		      "  - {name: c, namespace: m, ip: 10.0.0.3, netns: /n, cgroup: /c,\n"
+		      "     labels: {mesh: disabled}}\n");
+	cr_expect(or_pod_enrolled(cfg, pod_named(cfg, "a")));
+	cr_expect(or_pod_enrolled(cfg, pod_named(cfg, "b")));
+	cr_expect_not(or_pod_enrolled(cfg, pod_named(cfg, "c")));
+	or_config_free(cfg);
+}
+
+Test(config, labels_match_and_get)
+{
+	struct or_label have_v[] = { { "app", "web" }, { "tier", "front" }, { "empty", "" } };
+	struct or_label sel_v[] = { { "app", "web" }, { "tier", "front" } };
+	struct or_label miss_v[] = { { "app", "web" }, { "zone", "a" } };
+	struct or_label wrong_v[] = { { "app", "db" } };
+	struct or_label empty_v[] = { { "empty", "" } };
+	struct or_labels have = { have_v, 3 }, sel = { sel_v, 2 }, miss = { miss_v, 2 },
+			 wrong = { wrong_v, 1 }, none = { NULL, 0 }, empty = { empty_v, 1 };
+
+	cr_expect(or_labels_match(&have, &sel));
+	cr_expect_not(or_labels_match(&have, &miss), "a selector label is missing");
+	cr_expect_not(or_labels_match(&have, &wrong), "a value differs");
+	cr_expect(or_labels_match(&have, &none), "an empty selector matches everything");
+	cr_expect(or_labels_match(&have, &empty), "empty values compare too");
+	cr_expect_not(or_labels_match(&none, &sel));
+	cr_expect_str_eq(or_labels_get(&have, "tier"), "front");
+	cr_expect_null(or_labels_get(&have, "nope"));
+	cr_expect_null(or_labels_get(&none, "app"));
+}
+
+Test(config, lb_algo_names)
+{
+	cr_expect_str_eq(or_lb_algo_name(OR_LB_ROUND_ROBIN), "round_robin");
+	cr_expect_str_eq(or_lb_algo_name(OR_LB_LEAST_REQUEST), "least_request");
+	cr_expect_str_eq(or_lb_algo_name(OR_LB_RANDOM), "random");
+}

@@ -1,0 +1,1539 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * YAML configuration. libyaml builds the whole document as a node tree
+ * (yaml_parser_load) so every value keeps its line; we then walk that tree
+ * against a fixed schema and fill a struct or_config, stopping at the first
+ * problem. Nothing is returned unless the whole file is valid, so a caller can
+ * keep the config in force when a reload is rejected.
+ *
+ * The parser holds no state outside a struct cfg_ctx on the stack: two threads
+ * may load configs at once.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <yaml.h>
+
+#include "or_abi.h"
+#include "config.h"
+
+/*
+ * Aliases let a small file describe a huge tree (`*big` repeated, each
+ * expanding to another `*big` ...). The schema walk follows aliases, so bound
+ * the number of nodes it may visit: far more than any real cluster config,
+ * far less than an alias bomb.
+ */
+#define CFG_MAX_VISITS (1u << 20)
+#define CFG_MAX_FILE (64u << 20)
+#define CFG_PATH_LEN 160
+#define CFG_SHOW_LEN 64
+
+#define CFG_MAX_CONNECTIONS 10000000
+#define CFG_MAX_WORKERS 256
+#define CFG_MAX_TIMEOUT_MS 600000
+#define CFG_MAX_WEIGHT 1000
+
+struct cfg_ctx {
+	const char *file;
+	yaml_document_t *doc;
+	char *err;
+	size_t errlen;
+	char path[CFG_PATH_LEN]; /* "services[0].ports[1].port", for messages */
+	size_t path_len;
+	size_t visits;
+};
+
+static int node_line(const yaml_node_t *n)
+{
+	return (int)n->start_mark.line + 1;
+}
+
+static const char *node_kind(const yaml_node_t *n)
+{
+	switch (n->type) {
+	case YAML_SCALAR_NODE:
+		return "a scalar";
+	case YAML_SEQUENCE_NODE:
+		return "a list";
+	case YAML_MAPPING_NODE:
+		return "a mapping";
+	default:
+		return "nothing";
+	}
+}
+
+/*
+ * User text echoed into an error: bounded and printable, because messages
+ * end up in logfmt log lines and terminals.
+ */
+static const char *show(const char *s, size_t len, char *buf, size_t size)
+{
+	size_t i, o = 0;
+
+	for (i = 0; i < len && o + 4 < size; i++) {
+		unsigned char ch = (unsigned char)s[i];
+
+		buf[o++] = (ch >= 0x20 && ch < 0x7f) ? (char)ch : '?';
+	}
+	if (i < len) {
+		memcpy(buf + o, "...", 3);
+		o += 3;
+	}
+	buf[o] = '\0';
+	return buf;
+}
+
+static const char *show_node(const yaml_node_t *n, char *buf, size_t size)
+{
+	if (n->type != YAML_SCALAR_NODE) {
+		snprintf(buf, size, "%s", node_kind(n));
+		return buf;
+	}
+	return show((const char *)n->data.scalar.value, n->data.scalar.length, buf, size);
+}
+
+__attribute__((format(printf, 3, 4))) static int fail(struct cfg_ctx *c, int line,
+						      const char *fmt, ...)
+{
+	char msg[320];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (c->err && c->errlen)
+		snprintf(c->err, c->errlen, "%s:%d: %s%s%s", c->file, line, c->path,
+			 c->path_len ? ": " : "", msg);
+	return -EINVAL;
+}
+
+static int fail_nomem(struct cfg_ctx *c)
+{
+	if (c->err && c->errlen)
+		snprintf(c->err, c->errlen, "%s: out of memory", c->file);
+	return -ENOMEM;
+}
+
+static void path_set_len(struct cfg_ctx *c, size_t saved, int added)
+{
+	size_t len = saved + (added > 0 ? (size_t)added : 0);
+
+	/* snprintf truncated: keep the length in step with the buffer. */
+	c->path_len = len < sizeof(c->path) ? len : sizeof(c->path) - 1;
+}
+
+static size_t path_push_key(struct cfg_ctx *c, const char *key)
+{
+	size_t saved = c->path_len;
+
+	path_set_len(c, saved,
+		     snprintf(c->path + saved, sizeof(c->path) - saved, "%s%s", saved ? "." : "",
+			      key));
+	return saved;
+}
+
+static size_t path_push_index(struct cfg_ctx *c, size_t i)
+{
+	size_t saved = c->path_len;
+
+	path_set_len(c, saved, snprintf(c->path + saved, sizeof(c->path) - saved, "[%zu]", i));
+	return saved;
+}
+
+static void path_pop(struct cfg_ctx *c, size_t saved)
+{
+	c->path_len = saved;
+	c->path[saved] = '\0';
+}
+
+static int visit(struct cfg_ctx *c, const yaml_node_t *n)
+{
+	if (++c->visits > CFG_MAX_VISITS)
+		return fail(c, node_line(n),
+			    "configuration too large (more than %u nodes once aliases are expanded)",
+			    CFG_MAX_VISITS);
+	return 0;
+}
+
+static yaml_node_t *get_node(struct cfg_ctx *c, int index)
+{
+	return yaml_document_get_node(c->doc, index);
+}
+
+static bool scalar_is(const yaml_node_t *n, const char *s)
+{
+	size_t len = strlen(s);
+
+	return n->type == YAML_SCALAR_NODE && n->data.scalar.length == len &&
+	       memcmp(n->data.scalar.value, s, len) == 0;
+}
+
+/* YAML's null (`key:`, `~`, `null`): we treat a null value as an absent key. */
+static bool is_null(const yaml_node_t *n)
+{
+	if (n->type != YAML_SCALAR_NODE || n->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
+		return false;
+	return n->data.scalar.length == 0 || scalar_is(n, "~") || scalar_is(n, "null") ||
+	       scalar_is(n, "Null") || scalar_is(n, "NULL");
+}
+
+static size_t seq_len(const yaml_node_t *n)
+{
+	return (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
+}
+
+/* ---- scalars ---------------------------------------------------------- */
+
+/* Copies a scalar into *out (replacing what was there). */
+static int take_str(struct cfg_ctx *c, const yaml_node_t *n, char **out)
+{
+	const char *v;
+	size_t len;
+	char *s;
+
+	if (n->type != YAML_SCALAR_NODE)
+		return fail(c, node_line(n), "expected a string, got %s", node_kind(n));
+	v = (const char *)n->data.scalar.value;
+	len = n->data.scalar.length;
+	if (is_null(n))
+		len = 0;
+	/* A "\0" escape would silently cut the string short everywhere else. */
+	if (memchr(v, '\0', len))
+		return fail(c, node_line(n), "contains a NUL character");
+	s = strndup(v, len);
+	if (!s)
+		return fail_nomem(c);
+	free(*out);
+	*out = s;
+	return 0;
+}
+
+/*
+ * Plain decimal only: "010" would be octal to a YAML 1.1 reader, "1e3" a
+ * float, "0x10" hex; rather than guess which one the author meant, refuse.
+ * `what` names the expected kind in the message ("a port"), or NULL.
+ */
+static int take_uint(struct cfg_ctx *c, const yaml_node_t *n, uint64_t min, uint64_t max,
+		     const char *what, uint64_t *out)
+{
+	char buf[CFG_SHOW_LEN];
+	const char *v;
+	uint64_t x = 0;
+	size_t len, i;
+
+	if (n->type != YAML_SCALAR_NODE)
+		return fail(c, node_line(n), "expected an integer, got %s", node_kind(n));
+	v = (const char *)n->data.scalar.value;
+	len = n->data.scalar.length;
+	if (n->data.scalar.style != YAML_PLAIN_SCALAR_STYLE || len == 0 ||
+	    (len > 1 && v[0] == '0'))
+		goto not_int;
+	for (i = 0; i < len; i++) {
+		if (v[i] < '0' || v[i] > '9')
+			goto not_int;
+		if (x > (UINT64_MAX - 9) / 10)
+			goto range; /* every digit left only makes it larger */
+		x = x * 10 + (uint64_t)(v[i] - '0');
+	}
+	if (x < min || x > max)
+		goto range;
+	*out = x;
+	return 0;
+
+not_int:
+	return fail(c, node_line(n), "'%s' is not an integer (plain decimal digits expected)",
+		    show_node(n, buf, sizeof(buf)));
+range:
+	if (what)
+		return fail(c, node_line(n), "%s is not %s (%llu-%llu)",
+			    show_node(n, buf, sizeof(buf)), what, (unsigned long long)min,
+			    (unsigned long long)max);
+	return fail(c, node_line(n), "%s is out of range (%llu-%llu)",
+		    show_node(n, buf, sizeof(buf)), (unsigned long long)min,
+		    (unsigned long long)max);
+}
+
+static int take_u32(struct cfg_ctx *c, const yaml_node_t *n, uint32_t min, uint32_t max,
+		    uint32_t *out)
+{
+	uint64_t v;
+	int err = take_uint(c, n, min, max, NULL, &v);
+
+	if (!err)
+		*out = (uint32_t)v;
+	return err;
+}
+
+static int take_port(struct cfg_ctx *c, const yaml_node_t *n, uint32_t min, uint16_t *out)
+{
+	uint64_t v;
+	int err = take_uint(c, n, min, 65535, "a port", &v);
+
+	if (!err)
+		*out = (uint16_t)v;
+	return err;
+}
+
+/* family: AF_INET, AF_INET6, or 0 for either. */
+static int take_ip(struct cfg_ctx *c, const yaml_node_t *n, int family, struct or_ip *out)
+{
+	char text[OR_IP_STRLEN + 1], buf[CFG_SHOW_LEN];
+	struct or_ip ip;
+	size_t len;
+
+	if (n->type != YAML_SCALAR_NODE)
+		return fail(c, node_line(n), "expected an IP address, got %s", node_kind(n));
+	len = n->data.scalar.length;
+	if (len >= sizeof(text) || memchr(n->data.scalar.value, '\0', len))
+		goto bad;
+	memcpy(text, n->data.scalar.value, len);
+	text[len] = '\0';
+	if (or_ip_parse(text, &ip))
+		goto bad;
+	if (family && ip.family != family)
+		return fail(c, node_line(n), "%s is not an %s address",
+			    show_node(n, buf, sizeof(buf)), family == AF_INET ? "IPv4" : "IPv6");
+	*out = ip;
+	return 0;
+bad:
+	return fail(c, node_line(n), "'%s' is not an IP address", show_node(n, buf, sizeof(buf)));
+}
+
+/* ---- name rules -------------------------------------------------------- */
+
+static bool is_lower_alnum(char ch)
+{
+	return (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9');
+}
+
+/* RFC 1123 label, as Kubernetes names pods, services and namespaces. */
+static bool dns_label_ok(const char *s)
+{
+	size_t len = strlen(s), i;
+
+	if (len == 0 || len > 63 || !is_lower_alnum(s[0]) || !is_lower_alnum(s[len - 1]))
+		return false;
+	for (i = 0; i < len; i++)
+		if (!is_lower_alnum(s[i]) && s[i] != '-')
+			return false;
+	return true;
+}
+
+/* RFC 1123 subdomain (service accounts end up in SPIFFE IDs). */
+static bool dns_subdomain_ok(const char *s)
+{
+	size_t len = strlen(s), i;
+
+	if (len == 0 || len > 253)
+		return false;
+	for (i = 0; i < len; i++) {
+		bool edge = i == 0 || i == len - 1 || s[i - 1] == '.' || s[i + 1] == '.';
+
+		if (is_lower_alnum(s[i]))
+			continue;
+		if ((s[i] == '-' || s[i] == '.') && !edge)
+			continue;
+		return false;
+	}
+	return true;
+}
+
+static int take_dns_label(struct cfg_ctx *c, const yaml_node_t *n, char **out)
+{
+	char buf[CFG_SHOW_LEN];
+	int err = take_str(c, n, out);
+
+	if (err)
+		return err;
+	if (!dns_label_ok(*out))
+		return fail(c, node_line(n),
+			    "'%s' is not a DNS-1123 label (a-z, 0-9 and '-', 1-63 characters, alphanumeric at both ends)",
+			    show(*out, strlen(*out), buf, sizeof(buf)));
+	return 0;
+}
+
+static int take_nonempty(struct cfg_ctx *c, const yaml_node_t *n, char **out)
+{
+	int err = take_str(c, n, out);
+
+	if (err)
+		return err;
+	if (!**out)
+		return fail(c, node_line(n), "must not be empty");
+	return 0;
+}
+
+static int take_abs_path(struct cfg_ctx *c, const yaml_node_t *n, char **out)
+{
+	char buf[CFG_SHOW_LEN];
+	int err = take_str(c, n, out);
+
+	if (err)
+		return err;
+	if ((*out)[0] != '/')
+		return fail(c, node_line(n), "'%s' is not an absolute path",
+			    show(*out, strlen(*out), buf, sizeof(buf)));
+	if (strlen(*out) >= 4096)
+		return fail(c, node_line(n), "path is longer than 4095 characters");
+	return 0;
+}
+
+/* "namespace/name" is what the BPF maps store; it has to fit there. */
+static int check_qualified_len(struct cfg_ctx *c, int line, const char *ns, const char *name)
+{
+	size_t len = strlen(ns) + 1 + strlen(name);
+
+	if (len > OR_NAME_LEN - 1)
+		return fail(c, line, "'%s/%s' is %zu characters, at most %d fit", ns, name, len,
+			    OR_NAME_LEN - 1);
+	return 0;
+}
+
+/* ---- duplicate detection ----------------------------------------------- */
+
+/*
+ * Duplicates are found by sorting, not by comparing every pair: aliases can
+ * repeat one item many times, and the whole check stays O(n log n).
+ */
+struct dup {
+	const char *s1, *s2;    /* string parts of the key, or NULL */
+	unsigned char bin[20];  /* binary part of the key (address, port) */
+	size_t idx;             /* position in the file's list */
+	int line;
+};
+
+static int dup_key_cmp(const struct dup *a, const struct dup *b)
+{
+	int r;
+
+	if (a->s1 && b->s1 && (r = strcmp(a->s1, b->s1)))
+		return r;
+	if (a->s2 && b->s2 && (r = strcmp(a->s2, b->s2)))
+		return r;
+	return memcmp(a->bin, b->bin, sizeof(a->bin));
+}
+
+static int dup_cmp(const void *pa, const void *pb)
+{
+	const struct dup *a = pa, *b = pb;
+	int r = dup_key_cmp(a, b);
+
+	if (r)
+		return r;
+	return a->idx < b->idx ? -1 : a->idx > b->idx;
+}
+
+/*
+ * Sorts v and returns true when some key repeats; *first and *second are the
+ * pair whose second occurrence comes earliest in the file, so the message is
+ * the same whatever the sort did.
+ */
+static bool find_dup(struct dup *v, size_t n, const struct dup **first, const struct dup **second)
+{
+	size_t i, run = 0;
+	bool found = false;
+
+	if (n < 2)
+		return false;
+	qsort(v, n, sizeof(*v), dup_cmp);
+	for (i = 1; i < n; i++) {
+		if (dup_key_cmp(&v[run], &v[i])) {
+			run = i;
+			continue;
+		}
+		if (i != run + 1)
+			continue; /* only a run's first two matter */
+		if (!found || v[i].idx < (*second)->idx) {
+			*first = &v[run];
+			*second = &v[i];
+			found = true;
+		}
+	}
+	return found;
+}
+
+static void dup_set_ip(struct dup *d, const struct or_ip *ip, uint16_t port)
+{
+	uint32_t abi[4];
+
+	or_ip_to_abi(ip, abi);
+	memcpy(d->bin, abi, sizeof(abi));
+	d->bin[16] = (unsigned char)ip->family;
+	d->bin[17] = (unsigned char)(port >> 8);
+	d->bin[18] = (unsigned char)port;
+}
+
+/* ---- generic walkers --------------------------------------------------- */
+
+typedef int (*field_fn)(struct cfg_ctx *c, int field, const yaml_node_t *val, void *obj);
+
+/*
+ * Walks a mapping whose keys must come from `keys`. Unknown and repeated keys
+ * are errors (libyaml accepts both); a null value means the key is absent.
+ */
+static int walk_map(struct cfg_ctx *c, const yaml_node_t *map, const char *const *keys,
+		    int nkeys, field_fn fn, void *obj)
+{
+	uint32_t seen = 0;
+	yaml_node_pair_t *pair;
+	char buf[CFG_SHOW_LEN];
+
+	if (map->type != YAML_MAPPING_NODE)
+		return fail(c, node_line(map), "expected a mapping, got %s", node_kind(map));
+	for (pair = map->data.mapping.pairs.start; pair < map->data.mapping.pairs.top; pair++) {
+		yaml_node_t *k = get_node(c, pair->key), *v = get_node(c, pair->value);
+		size_t saved;
+		int i, err;
+
+		if (!k || !v)
+			return fail(c, node_line(map), "malformed document");
+		err = visit(c, k);
+		if (err)
+			return err;
+		if (k->type != YAML_SCALAR_NODE)
+			return fail(c, node_line(k), "keys must be strings, got %s", node_kind(k));
+		for (i = 0; i < nkeys; i++)
+			if (scalar_is(k, keys[i]))
+				break;
+		if (i == nkeys) {
+			char expected[256];
+			size_t o = 0;
+
+			expected[0] = '\0';
+			for (int j = 0; j < nkeys && o < sizeof(expected); j++) {
+				int w = snprintf(expected + o, sizeof(expected) - o, "%s%s",
+						 j ? ", " : "", keys[j]);
+				o += w > 0 ? (size_t)w : 0;
+			}
+			return fail(c, node_line(k), "unknown key '%s' (expected one of: %s)",
+				    show_node(k, buf, sizeof(buf)), expected);
+		}
+		if (seen & (1u << i))
+			return fail(c, node_line(k), "duplicate key '%s'", keys[i]);
+		seen |= 1u << i;
+		if (is_null(v))
+			continue;
+		saved = path_push_key(c, keys[i]);
+		err = fn(c, i, v, obj);
+		if (err)
+			return err;
+		path_pop(c, saved);
+	}
+	return 0;
+}
+
+typedef int (*item_fn)(struct cfg_ctx *c, size_t idx, const yaml_node_t *item, void *obj);
+
+/* Calls fn on each item of a list, with "[i]" on the path. */
+static int walk_seq(struct cfg_ctx *c, const yaml_node_t *seq, item_fn fn, void *obj)
+{
+	yaml_node_item_t *it;
+	size_t idx = 0;
+
+	if (seq->type != YAML_SEQUENCE_NODE)
+		return fail(c, node_line(seq), "expected a list, got %s", node_kind(seq));
+	for (it = seq->data.sequence.items.start; it < seq->data.sequence.items.top; it++, idx++) {
+		yaml_node_t *item = get_node(c, *it);
+		size_t saved;
+		int err;
+
+		if (!item)
+			return fail(c, node_line(seq), "malformed document");
+		err = visit(c, item);
+		if (err)
+			return err;
+		saved = path_push_index(c, idx);
+		err = fn(c, idx, item, obj);
+		if (err)
+			return err;
+		path_pop(c, saved);
+	}
+	return 0;
+}
+
+/* Allocates a zeroed array for a list node's items; NULL (and 0) for none. */
+static int alloc_items(struct cfg_ctx *c, const yaml_node_t *seq, size_t size, void **out,
+		       size_t *n)
+{
+	size_t len;
+
+	if (seq->type != YAML_SEQUENCE_NODE)
+		return fail(c, node_line(seq), "expected a list, got %s", node_kind(seq));
+	len = seq_len(seq);
+	if (!len)
+		return 0;
+	*out = calloc(len, size);
+	if (!*out)
+		return fail_nomem(c);
+	/* Items are zero, so or_config_free can free a half-filled array. */
+	*n = len;
+	return 0;
+}
+
+/* ---- labels ------------------------------------------------------------ */
+
+static void labels_free(struct or_labels *l)
+{
+	for (size_t i = 0; i < l->n; i++) {
+		free(l->v[i].key);
+		free(l->v[i].value);
+	}
+	free(l->v);
+	l->v = NULL;
+	l->n = 0;
+}
+
+/* A mapping of string -> string; a null value is the empty string. */
+static int take_labels(struct cfg_ctx *c, const yaml_node_t *n, struct or_labels *out)
+{
+	const struct dup *first, *second;
+	struct dup *dups = NULL;
+	yaml_node_pair_t *pair;
+	size_t len, i = 0;
+	char buf[CFG_SHOW_LEN];
+	int err = 0;
+
+	if (n->type != YAML_MAPPING_NODE)
+		return fail(c, node_line(n), "expected a mapping of labels, got %s", node_kind(n));
+	labels_free(out);
+	len = (size_t)(n->data.mapping.pairs.top - n->data.mapping.pairs.start);
+	if (!len)
+		return 0;
+	out->v = calloc(len, sizeof(*out->v));
+	dups = calloc(len, sizeof(*dups));
+	if (!out->v || !dups) {
+		err = fail_nomem(c);
+		goto out;
+	}
+	out->n = len;
+	for (pair = n->data.mapping.pairs.start; pair < n->data.mapping.pairs.top; pair++, i++) {
+		yaml_node_t *k = get_node(c, pair->key), *v = get_node(c, pair->value);
+
+		if (!k || !v) {
+			err = fail(c, node_line(n), "malformed document");
+			goto out;
+		}
+		err = visit(c, k);
+		if (err)
+			goto out;
+		if (k->type != YAML_SCALAR_NODE) {
+			err = fail(c, node_line(k), "label keys must be strings, got %s",
+				   node_kind(k));
+			goto out;
+		}
+		err = take_str(c, k, &out->v[i].key);
+		if (err)
+			goto out;
+		if (!out->v[i].key[0]) {
+			err = fail(c, node_line(k), "label key must not be empty");
+			goto out;
+		}
+		if (v->type != YAML_SCALAR_NODE) {
+			err = fail(c, node_line(v), "value of label '%s' must be a string, got %s",
+				   show(out->v[i].key, strlen(out->v[i].key), buf, sizeof(buf)),
+				   node_kind(v));
+			goto out;
+		}
+		err = take_str(c, v, &out->v[i].value);
+		if (err)
+			goto out;
+		dups[i].s1 = out->v[i].key;
+		dups[i].idx = i;
+		dups[i].line = node_line(k);
+	}
+	if (find_dup(dups, len, &first, &second))
+		err = fail(c, second->line, "duplicate label '%s' (first at line %d)",
+			   show(second->s1, strlen(second->s1), buf, sizeof(buf)), first->line);
+out:
+	free(dups);
+	return err;
+}
+
+/* ---- namespaces -------------------------------------------------------- */
+
+enum { NS_NAME, NS_LABELS, NS_N };
+static const char *const ns_keys[NS_N] = { [NS_NAME] = "name", [NS_LABELS] = "labels" };
+
+static int ns_field(struct cfg_ctx *c, int field, const yaml_node_t *v, void *obj)
+{
+	struct or_ns_cfg *ns = obj;
+
+	switch (field) {
+	case NS_NAME:
+		return take_dns_label(c, v, &ns->name);
+	case NS_LABELS:
+		return take_labels(c, v, &ns->labels);
+	}
+	return 0;
+}
+
+static int ns_item(struct cfg_ctx *c, size_t idx, const yaml_node_t *item, void *obj)
+{
+	struct or_ns_cfg *ns = &((struct or_config *)obj)->namespaces[idx];
+	int err;
+
+	ns->line = node_line(item);
+	err = walk_map(c, item, ns_keys, NS_N, ns_field, ns);
+	if (err)
+		return err;
+	if (!ns->name)
+		return fail(c, ns->line, "name is required");
+	return 0;
+}
+
+/* ---- pods -------------------------------------------------------------- */
+
+enum {
+	POD_NAME,
+	POD_NAMESPACE,
+	POD_NODE,
+	POD_LABELS,
+	POD_IP,
+	POD_IP6,
+	POD_NETNS,
+	POD_CGROUP,
+	POD_SERVICE_ACCOUNT,
+	POD_N
+};
+static const char *const pod_keys[POD_N] = {
+	[POD_NAME] = "name",		 [POD_NAMESPACE] = "namespace", [POD_NODE] = "node",
+	[POD_LABELS] = "labels",	 [POD_IP] = "ip",		[POD_IP6] = "ip6",
+	[POD_NETNS] = "netns",		 [POD_CGROUP] = "cgroup",
+	[POD_SERVICE_ACCOUNT] = "service_account",
+};
+
+static int pod_field(struct cfg_ctx *c, int field, const yaml_node_t *v, void *obj)
+{
+	struct or_pod_cfg *pod = obj;
+	char buf[CFG_SHOW_LEN];
+	int err;
+
+	switch (field) {
+	case POD_NAME:
+		return take_dns_label(c, v, &pod->name);
+	case POD_NAMESPACE:
+		return take_dns_label(c, v, &pod->namespace);
+	case POD_NODE:
+		return take_nonempty(c, v, &pod->node);
+	case POD_LABELS:
+		return take_labels(c, v, &pod->labels);
+	case POD_IP:
+		return take_ip(c, v, AF_INET, &pod->ip);
+	case POD_IP6:
+		return take_ip(c, v, AF_INET6, &pod->ip6);
+	case POD_NETNS:
+		return take_abs_path(c, v, &pod->netns);
+	case POD_CGROUP:
+		return take_abs_path(c, v, &pod->cgroup);
+	case POD_SERVICE_ACCOUNT:
+		err = take_str(c, v, &pod->service_account);
+		if (err)
+			return err;
+		if (!dns_subdomain_ok(pod->service_account))
+			return fail(c, node_line(v), "'%s' is not a valid service account name",
+				    show(pod->service_account, strlen(pod->service_account), buf,
+					 sizeof(buf)));
+		return 0;
+	}
+	return 0;
+}
+
+static int default_str(struct cfg_ctx *c, char **field, const char *value)
+{
+	if (*field)
+		return 0;
+	*field = strdup(value);
+	return *field ? 0 : fail_nomem(c);
+}
+
+static int pod_item(struct cfg_ctx *c, size_t idx, const yaml_node_t *item, void *obj)
+{
+	struct or_pod_cfg *pod = &((struct or_config *)obj)->pods[idx];
+	int err;
+
+	pod->line = node_line(item);
+	err = walk_map(c, item, pod_keys, POD_N, pod_field, pod);
+	if (err)
+		return err;
+	if (!pod->name)
+		return fail(c, pod->line, "name is required");
+	if (!pod->ip.family)
+		return fail(c, pod->line, "ip is required");
+	err = default_str(c, &pod->namespace, "default");
+	if (!err)
+		err = default_str(c, &pod->service_account, "default");
+	if (err)
+		return err;
+	/* pod->node defaults to the top-level node, which may come later in the file. */
+	return check_qualified_len(c, pod->line, pod->namespace, pod->name);
+}
+
+/* ---- services ---------------------------------------------------------- */
+
+enum { PORT_PORT, PORT_TARGET_PORT, PORT_PROTOCOL, PORT_N };
+static const char *const port_keys[PORT_N] = {
+	[PORT_PORT] = "port",
+	[PORT_TARGET_PORT] = "target_port",
+	[PORT_PROTOCOL] = "protocol",
+};
+
+static int port_field(struct cfg_ctx *c, int field, const yaml_node_t *v, void *obj)
+{
+	struct or_port_cfg *p = obj;
+	char buf[CFG_SHOW_LEN];
+
+	switch (field) {
+	case PORT_PORT:
+		return take_port(c, v, 1, &p->port);
+	case PORT_TARGET_PORT:
+		return take_port(c, v, 1, &p->target_port);
+	case PORT_PROTOCOL:
+		if (v->type != YAML_SCALAR_NODE)
+			return fail(c, node_line(v), "expected a string, got %s", node_kind(v));
+		/* Kubernetes spells it "TCP"; accept either case. */
+		if (v->data.scalar.length == 3 &&
+		    strncasecmp((const char *)v->data.scalar.value, "tcp", 3) == 0) {
+			p->protocol = OR_PROTOCOL_TCP;
+			return 0;
+		}
+		return fail(c, node_line(v), "protocol '%s' is not supported (only tcp)",
+			    show_node(v, buf, sizeof(buf)));
+	}
+	return 0;
+}
+
+static int port_item(struct cfg_ctx *c, size_t idx, const yaml_node_t *item, void *obj)
+{
+	struct or_port_cfg *p = &((struct or_svc_cfg *)obj)->ports[idx];
+	int err;
+
+	p->line = node_line(item);
+	err = walk_map(c, item, port_keys, PORT_N, port_field, p);
+	if (err)
+		return err;
+	if (!p->port)
+		return fail(c, p->line, "port is required");
+	if (!p->target_port)
+		p->target_port = p->port;
+	return 0;
+}
+
+enum { EP_IP, EP_PORT, EP_NODE, EP_WEIGHT, EP_N };
+static const char *const ep_keys[EP_N] = {
+	[EP_IP] = "ip",
+	[EP_PORT] = "port",
+	[EP_NODE] = "node",
+	[EP_WEIGHT] = "weight",
+};
+
+static int ep_field(struct cfg_ctx *c, int field, const yaml_node_t *v, void *obj)
+{
+	struct or_endpoint_cfg *ep = obj;
+
+	switch (field) {
+	case EP_IP:
+		return take_ip(c, v, 0, &ep->ip);
+	case EP_PORT:
+		return take_port(c, v, 0, &ep->port);
+	case EP_NODE:
+		return take_nonempty(c, v, &ep->node);
+	case EP_WEIGHT:
+		return take_u32(c, v, 1, CFG_MAX_WEIGHT, &ep->weight);
+	}
+	return 0;
+}
+
+static int ep_item(struct cfg_ctx *c, size_t idx, const yaml_node_t *item, void *obj)
+{
+	struct or_endpoint_cfg *ep = &((struct or_svc_cfg *)obj)->endpoints[idx];
+	int err;
+
+	ep->line = node_line(item);
+	ep->weight = 1;
+	err = walk_map(c, item, ep_keys, EP_N, ep_field, ep);
+	if (err)
+		return err;
+	if (!ep->ip.family)
+		return fail(c, ep->line, "ip is required");
+	return 0;
+}
+
+enum { POL_CONNECT_TIMEOUT, POL_LOAD_BALANCER, POL_N };
+static const char *const pol_keys[POL_N] = {
+	[POL_CONNECT_TIMEOUT] = "connect_timeout_ms",
+	[POL_LOAD_BALANCER] = "load_balancer",
+};
+
+static int pol_field(struct cfg_ctx *c, int field, const yaml_node_t *v, void *obj)
+{
+	static const enum or_lb_algo algos[] = { OR_LB_ROUND_ROBIN, OR_LB_LEAST_REQUEST,
+						 OR_LB_RANDOM };
+	struct or_policy_cfg *pol = obj;
+	char buf[CFG_SHOW_LEN];
+
+	switch (field) {
+	case POL_CONNECT_TIMEOUT:
+		return take_u32(c, v, 1, CFG_MAX_TIMEOUT_MS, &pol->connect_timeout_ms);
+	case POL_LOAD_BALANCER:
+		if (v->type != YAML_SCALAR_NODE)
+			return fail(c, node_line(v), "expected a string, got %s", node_kind(v));
+		for (size_t i = 0; i < sizeof(algos) / sizeof(algos[0]); i++) {
+			if (scalar_is(v, or_lb_algo_name(algos[i]))) {
+				pol->load_balancer = algos[i];
+				return 0;
+			}
+		}
+		return fail(c, node_line(v),
+			    "'%s' is not a load balancer (round_robin, least_request, random)",
+			    show_node(v, buf, sizeof(buf)));
+	}
+	return 0;
+}
+
+enum {
+	SVC_NAME,
+	SVC_NAMESPACE,
+	SVC_VIP,
+	SVC_MODE,
+	SVC_PORTS,
+	SVC_SELECTOR,
+	SVC_ENDPOINTS,
+	SVC_POLICY,
+	SVC_N
+};
+static const char *const svc_keys[SVC_N] = {
+	[SVC_NAME] = "name",	     [SVC_NAMESPACE] = "namespace", [SVC_VIP] = "vip",
+	[SVC_MODE] = "mode",	     [SVC_PORTS] = "ports",	    [SVC_SELECTOR] = "selector",
+	[SVC_ENDPOINTS] = "endpoints", [SVC_POLICY] = "policy",
+};
+
+static int svc_field(struct cfg_ctx *c, int field, const yaml_node_t *v, void *obj)
+{
+	struct or_svc_cfg *svc = obj;
+	char buf[CFG_SHOW_LEN];
+	int err;
+
+	switch (field) {
+	case SVC_NAME:
+		return take_dns_label(c, v, &svc->name);
+	case SVC_NAMESPACE:
+		return take_dns_label(c, v, &svc->namespace);
+	case SVC_VIP:
+		return take_ip(c, v, 0, &svc->vip);
+	case SVC_MODE:
+		if (v->type != YAML_SCALAR_NODE)
+			return fail(c, node_line(v), "expected a string, got %s", node_kind(v));
+		if (scalar_is(v, "proxy"))
+			svc->mode = OR_SVC_PROXY;
+		else if (scalar_is(v, "kernel"))
+			svc->mode = OR_SVC_KERNEL;
+		else
+			return fail(c, node_line(v), "'%s' is not a mode (proxy, kernel)",
+				    show_node(v, buf, sizeof(buf)));
+		return 0;
+	case SVC_PORTS:
+		err = alloc_items(c, v, sizeof(*svc->ports), (void **)&svc->ports, &svc->n_ports);
+		if (!err)
+			err = walk_seq(c, v, port_item, svc);
+		if (!err && !svc->n_ports)
+			err = fail(c, node_line(v), "must not be empty");
+		return err;
+	case SVC_SELECTOR:
+		err = take_labels(c, v, &svc->selector);
+		/* An empty selector selects nothing, as in a Kubernetes Service. */
+		svc->has_selector = !err && svc->selector.n > 0;
+		return err;
+	case SVC_ENDPOINTS:
+		err = alloc_items(c, v, sizeof(*svc->endpoints), (void **)&svc->endpoints,
+				  &svc->n_endpoints);
+		if (err)
+			return err;
+		/* or_backends has this many slots per service. */
+		if (svc->n_endpoints > OR_MAX_BACKENDS)
+			return fail(c, node_line(v), "%zu endpoints, at most %d", svc->n_endpoints,
+				    OR_MAX_BACKENDS);
+		return walk_seq(c, v, ep_item, svc);
+	case SVC_POLICY:
+		return walk_map(c, v, pol_keys, POL_N, pol_field, &svc->policy);
+	}
+	return 0;
+}
+
+static int svc_check_endpoints(struct cfg_ctx *c, struct or_svc_cfg *svc)
+{
+	char vip[OR_IP_STRLEN], ip[OR_IP_STRLEN];
+	size_t i, j, saved;
+	int err = 0;
+
+	for (i = 0; i < svc->n_endpoints && !err; i++) {
+		const struct or_endpoint_cfg *ep = &svc->endpoints[i];
+
+		saved = path_push_key(c, "endpoints");
+		path_push_index(c, i);
+		if (ep->ip.family != svc->vip.family) {
+			err = fail(c, ep->line, "%s and the VIP %s are not the same address family",
+				   or_ip_str(&ep->ip, ip, sizeof(ip)),
+				   or_ip_str(&svc->vip, vip, sizeof(vip)));
+		}
+		/* Bounded by OR_MAX_BACKENDS, so pairwise is cheap. */
+		for (j = 0; j < i && !err; j++) {
+			if (or_ip_eq(&svc->endpoints[j].ip, &ep->ip) &&
+			    svc->endpoints[j].port == ep->port)
+				err = fail(c, ep->line,
+					   "duplicate endpoint %s port %u (first at line %d)",
+					   or_ip_str(&ep->ip, ip, sizeof(ip)), ep->port,
+					   svc->endpoints[j].line);
+		}
+		path_pop(c, saved);
+	}
+	return err;
+}
+
+static int svc_item(struct cfg_ctx *c, size_t idx, const yaml_node_t *item, void *obj)
+{
+	struct or_svc_cfg *svc = &((struct or_config *)obj)->services[idx];
+	int err;
+
+	svc->line = node_line(item);
+	svc->policy.connect_timeout_ms = OR_DEFAULT_CONNECT_TIMEOUT_MS;
+	svc->policy.load_balancer = OR_LB_ROUND_ROBIN;
+	err = walk_map(c, item, svc_keys, SVC_N, svc_field, svc);
+	if (err)
+		return err;
+	if (!svc->name)
+		return fail(c, svc->line, "name is required");
+	if (!svc->vip.family)
+		return fail(c, svc->line, "vip is required");
+	if (!svc->n_ports)
+		return fail(c, svc->line, "ports is required");
+	if (svc->has_selector && svc->n_endpoints)
+		return fail(c, svc->line,
+			    "has both a selector and endpoints; endpoints come from one or the other");
+	err = default_str(c, &svc->namespace, "default");
+	if (err)
+		return err;
+	err = check_qualified_len(c, svc->line, svc->namespace, svc->name);
+	if (err)
+		return err;
+	return svc_check_endpoints(c, svc);
+}
+
+/* ---- top level --------------------------------------------------------- */
+
+enum {
+	TOP_NODE,
+	TOP_PIN_DIR,
+	TOP_CGROUP_ROOT,
+	TOP_SELECTOR,
+	TOP_MAX_CONNECTIONS,
+	TOP_WORKERS,
+	TOP_NAMESPACES,
+	TOP_PODS,
+	TOP_SERVICES,
+	TOP_N
+};
+static const char *const top_keys[TOP_N] = {
+	[TOP_NODE] = "node",
+	[TOP_PIN_DIR] = "pin_dir",
+	[TOP_CGROUP_ROOT] = "cgroup_root",
+	[TOP_SELECTOR] = "selector",
+	[TOP_MAX_CONNECTIONS] = "max_connections",
+	[TOP_WORKERS] = "workers",
+	[TOP_NAMESPACES] = "namespaces",
+	[TOP_PODS] = "pods",
+	[TOP_SERVICES] = "services",
+};
+
+static int take_selector(struct cfg_ctx *c, const yaml_node_t *v, struct or_config *cfg)
+{
+	char *s = NULL, *eq, buf[CFG_SHOW_LEN];
+	int err;
+
+	err = take_str(c, v, &s);
+	if (err)
+		return err;
+	eq = strchr(s, '=');
+	if (!eq || eq == s || !eq[1] || strchr(eq + 1, '=')) {
+		err = fail(c, node_line(v), "'%s' is not a label selector (key=value)",
+			   show(s, strlen(s), buf, sizeof(buf)));
+		goto out;
+	}
+	*eq = '\0';
+	free(cfg->selector_key);
+	free(cfg->selector_value);
+	cfg->selector_key = strdup(s);
+	cfg->selector_value = strdup(eq + 1);
+	if (!cfg->selector_key || !cfg->selector_value)
+		err = fail_nomem(c);
+out:
+	free(s);
+	return err;
+}
+
+static int top_field(struct cfg_ctx *c, int field, const yaml_node_t *v, void *obj)
+{
+	struct or_config *cfg = obj;
+	int err;
+
+	switch (field) {
+	case TOP_NODE:
+		return take_nonempty(c, v, &cfg->node);
+	case TOP_PIN_DIR:
+		return take_abs_path(c, v, &cfg->pin_dir);
+	case TOP_CGROUP_ROOT:
+		if (scalar_is(v, "auto"))
+			return take_str(c, v, &cfg->cgroup_root);
+		return take_abs_path(c, v, &cfg->cgroup_root);
+	case TOP_SELECTOR:
+		return take_selector(c, v, cfg);
+	case TOP_MAX_CONNECTIONS:
+		return take_u32(c, v, 1, CFG_MAX_CONNECTIONS, &cfg->max_connections);
+	case TOP_WORKERS:
+		return take_u32(c, v, 0, CFG_MAX_WORKERS, &cfg->workers);
+	case TOP_NAMESPACES:
+		err = alloc_items(c, v, sizeof(*cfg->namespaces), (void **)&cfg->namespaces,
+				  &cfg->n_namespaces);
+		return err ? err : walk_seq(c, v, ns_item, cfg);
+	case TOP_PODS:
+		err = alloc_items(c, v, sizeof(*cfg->pods), (void **)&cfg->pods, &cfg->n_pods);
+		return err ? err : walk_seq(c, v, pod_item, cfg);
+	case TOP_SERVICES:
+		err = alloc_items(c, v, sizeof(*cfg->services), (void **)&cfg->services,
+				  &cfg->n_services);
+		return err ? err : walk_seq(c, v, svc_item, cfg);
+	}
+	return 0;
+}
+
+/* Checks that need the whole file: the top-level node, and uniqueness. */
+static int check_pods_node(struct cfg_ctx *c, struct or_config *cfg)
+{
+	int err = 0;
+
+	for (size_t i = 0; i < cfg->n_pods && !err; i++) {
+		struct or_pod_cfg *pod = &cfg->pods[i];
+		size_t saved;
+
+		err = default_str(c, &pod->node, cfg->node);
+		if (err || !or_pod_local(cfg, pod))
+			continue;
+		/* The agent enters these for its own pods; other nodes' pods are only endpoints. */
+		saved = path_push_key(c, "pods");
+		path_push_index(c, i);
+		if (!pod->netns)
+			err = fail(c, pod->line, "netns is required for a pod on this node (%s)",
+				   cfg->node);
+		else if (!pod->cgroup)
+			err = fail(c, pod->line, "cgroup is required for a pod on this node (%s)",
+				   cfg->node);
+		path_pop(c, saved);
+	}
+	return err;
+}
+
+static int check_unique(struct cfg_ctx *c, struct or_config *cfg)
+{
+	const struct dup *a, *b;
+	size_t i, j, n, max;
+	struct dup *v;
+	char ip[OR_IP_STRLEN];
+	int err = 0;
+
+	max = cfg->n_namespaces > cfg->n_pods ? cfg->n_namespaces : cfg->n_pods;
+	if (cfg->n_services > max)
+		max = cfg->n_services;
+	n = 0;
+	for (i = 0; i < cfg->n_services; i++)
+		n += cfg->services[i].n_ports;
+	/* Each service port is one or_services entry: name the first that does not fit. */
+	if (n > OR_MAX_SERVICES) {
+		size_t k = OR_MAX_SERVICES;
+
+		for (i = 0; k >= cfg->services[i].n_ports; i++)
+			k -= cfg->services[i].n_ports;
+		return fail(c, cfg->services[i].ports[k].line,
+			    "services[%zu].ports[%zu]: %zu service ports, at most %d fit", i, k, n,
+			    OR_MAX_SERVICES);
+	}
+	if (n > max)
+		max = n;
+	if (!max)
+		return 0;
+	v = calloc(max, sizeof(*v));
+	if (!v)
+		return fail_nomem(c);
+
+	for (i = 0; i < cfg->n_namespaces; i++)
+		v[i] = (struct dup){ .s1 = cfg->namespaces[i].name, .idx = i,
+				     .line = cfg->namespaces[i].line };
+	if (find_dup(v, cfg->n_namespaces, &a, &b)) {
+		err = fail(c, b->line, "namespaces[%zu]: duplicate namespace %s (first at line %d)",
+			   b->idx, b->s1, a->line);
+		goto out;
+	}
+
+	for (i = 0; i < cfg->n_pods; i++)
+		v[i] = (struct dup){ .s1 = cfg->pods[i].namespace, .s2 = cfg->pods[i].name,
+				     .idx = i, .line = cfg->pods[i].line };
+	if (find_dup(v, cfg->n_pods, &a, &b)) {
+		err = fail(c, b->line, "pods[%zu]: duplicate pod %s/%s (first at line %d)", b->idx,
+			   b->s1, b->s2, a->line);
+		goto out;
+	}
+
+	for (i = 0; i < cfg->n_pods; i++) {
+		v[i] = (struct dup){ .idx = i, .line = cfg->pods[i].line };
+		dup_set_ip(&v[i], &cfg->pods[i].ip, 0);
+	}
+	if (find_dup(v, cfg->n_pods, &a, &b)) {
+		err = fail(c, b->line, "pods[%zu]: ip %s is already used by pods[%zu] at line %d",
+			   b->idx, or_ip_str(&cfg->pods[b->idx].ip, ip, sizeof(ip)), a->idx,
+			   a->line);
+		goto out;
+	}
+
+	n = 0;
+	for (i = 0; i < cfg->n_pods; i++) {
+		if (!cfg->pods[i].ip6.family)
+			continue;
+		v[n] = (struct dup){ .idx = i, .line = cfg->pods[i].line };
+		dup_set_ip(&v[n++], &cfg->pods[i].ip6, 0);
+	}
+	if (find_dup(v, n, &a, &b)) {
+		err = fail(c, b->line, "pods[%zu]: ip6 %s is already used by pods[%zu] at line %d",
+			   b->idx, or_ip_str(&cfg->pods[b->idx].ip6, ip, sizeof(ip)), a->idx,
+			   a->line);
+		goto out;
+	}
+
+	for (i = 0; i < cfg->n_services; i++)
+		v[i] = (struct dup){ .s1 = cfg->services[i].namespace, .s2 = cfg->services[i].name,
+				     .idx = i, .line = cfg->services[i].line };
+	if (find_dup(v, cfg->n_services, &a, &b)) {
+		err = fail(c, b->line, "services[%zu]: duplicate service %s/%s (first at line %d)",
+			   b->idx, b->s1, b->s2, a->line);
+		goto out;
+	}
+
+	/* idx numbers the ports in file order; line is the port's own line. */
+	n = 0;
+	for (i = 0; i < cfg->n_services; i++) {
+		for (j = 0; j < cfg->services[i].n_ports; j++) {
+			v[n] = (struct dup){ .idx = n, .line = cfg->services[i].ports[j].line };
+			dup_set_ip(&v[n++], &cfg->services[i].vip, cfg->services[i].ports[j].port);
+		}
+	}
+	if (find_dup(v, n, &a, &b)) {
+		size_t si = 0, pi = b->idx, fi = 0, fpi = a->idx;
+
+		while (pi >= cfg->services[si].n_ports)
+			pi -= cfg->services[si++].n_ports;
+		while (fpi >= cfg->services[fi].n_ports)
+			fpi -= cfg->services[fi++].n_ports;
+		err = fail(c, b->line,
+			   "services[%zu].ports[%zu]: %s port %u is already used by services[%zu].ports[%zu] at line %d",
+			   si, pi, or_ip_str(&cfg->services[si].vip, ip, sizeof(ip)),
+			   cfg->services[si].ports[pi].port, fi, fpi, a->line);
+	}
+out:
+	free(v);
+	return err;
+}
+
+static int set_defaults(struct cfg_ctx *c, struct or_config *cfg)
+{
+	int err;
+
+	err = default_str(c, &cfg->pin_dir, OR_DEFAULT_PIN_DIR);
+	if (!err)
+		err = default_str(c, &cfg->cgroup_root, "auto");
+	if (!err)
+		err = default_str(c, &cfg->selector_key, OR_DEFAULT_SELECTOR_KEY);
+	if (!err)
+		err = default_str(c, &cfg->selector_value, OR_DEFAULT_SELECTOR_VALUE);
+	if (!cfg->max_connections)
+		cfg->max_connections = OR_DEFAULT_MAX_CONNECTIONS;
+	return err;
+}
+
+static int load_root(struct cfg_ctx *c, const yaml_node_t *root, struct or_config *cfg)
+{
+	int err;
+
+	/* "---" alone: libyaml puts the empty scalar after it; the file has nothing. */
+	if (root->type == YAML_SCALAR_NODE && is_null(root))
+		return fail(c, 1, "no configuration");
+	if (root->type != YAML_MAPPING_NODE)
+		return fail(c, node_line(root), "expected a mapping at the top level, got %s",
+			    node_kind(root));
+	err = walk_map(c, root, top_keys, TOP_N, top_field, cfg);
+	if (err)
+		return err;
+	if (!cfg->node)
+		return fail(c, node_line(root), "node is required");
+	err = set_defaults(c, cfg);
+	if (!err)
+		err = check_pods_node(c, cfg);
+	if (!err)
+		err = check_unique(c, cfg);
+	return err;
+}
+
+/* Reader errors carry a byte offset, not a mark: count the lines ourselves. */
+static int offset_line(const char *buf, size_t len, size_t off)
+{
+	int line = 1;
+
+	if (off > len)
+		off = len;
+	for (size_t i = 0; i < off; i++)
+		line += buf[i] == '\n';
+	return line;
+}
+
+static int yaml_fail(struct cfg_ctx *c, const yaml_parser_t *p, const char *buf, size_t len)
+{
+	int line;
+
+	if (p->error == YAML_MEMORY_ERROR)
+		return fail_nomem(c);
+	if (p->error == YAML_READER_ERROR)
+		line = offset_line(buf, len, p->problem_offset);
+	else
+		line = (int)p->problem_mark.line + 1;
+	if (p->context)
+		return fail(c, line, "%s (%s at line %d)", p->problem ? p->problem : "syntax error",
+			    p->context, (int)p->context_mark.line + 1);
+	return fail(c, line, "%s", p->problem ? p->problem : "syntax error");
+}
+
+int or_config_load_buf(const char *name, const char *buf, size_t len, struct or_config **out,
+		       char *err, size_t errlen)
+{
+	struct cfg_ctx c = { .file = name ? name : "<config>", .err = err, .errlen = errlen };
+	yaml_document_t doc, extra;
+	struct or_config *cfg;
+	yaml_parser_t parser;
+	yaml_node_t *root;
+	int ret;
+
+	*out = NULL;
+	if (err && errlen)
+		err[0] = '\0';
+	if (!buf)
+		len = 0;
+	cfg = calloc(1, sizeof(*cfg));
+	if (!cfg || !(cfg->path = strdup(c.file))) {
+		ret = fail_nomem(&c);
+		goto err_cfg;
+	}
+	if (!yaml_parser_initialize(&parser)) {
+		ret = fail_nomem(&c);
+		goto err_cfg;
+	}
+	yaml_parser_set_input_string(&parser, (const unsigned char *)(buf ? buf : ""), len);
+	if (!yaml_parser_load(&parser, &doc)) {
+		ret = yaml_fail(&c, &parser, buf, len);
+		goto err_parser;
+	}
+	c.doc = &doc;
+	root = yaml_document_get_root_node(&doc);
+	if (!root) {
+		ret = fail(&c, 1, "no configuration");
+		goto err_doc;
+	}
+	/* A second document would be silently ignored; say so instead. */
+	if (!yaml_parser_load(&parser, &extra)) {
+		ret = yaml_fail(&c, &parser, buf, len);
+		goto err_doc;
+	}
+	root = yaml_document_get_root_node(&extra);
+	if (root) {
+		ret = fail(&c, node_line(root), "more than one YAML document");
+		yaml_document_delete(&extra);
+		goto err_doc;
+	}
+	yaml_document_delete(&extra);
+
+	ret = load_root(&c, yaml_document_get_root_node(&doc), cfg);
+	if (ret)
+		goto err_doc;
+	yaml_document_delete(&doc);
+	yaml_parser_delete(&parser);
+	*out = cfg;
+	return 0;
+
+err_doc:
+	yaml_document_delete(&doc);
+err_parser:
+	yaml_parser_delete(&parser);
+err_cfg:
+	or_config_free(cfg);
+	return ret;
+}
+
+int or_config_load_file(const char *path, struct or_config **out, char *err, size_t errlen)
+{
+	size_t len = 0, cap = 0;
+	char *buf = NULL, *nbuf;
+	FILE *f;
+	int ret;
+
+	*out = NULL;
+	f = fopen(path, "re");
+	if (!f) {
+		ret = -errno;
+		goto err_open;
+	}
+	for (;;) {
+		size_t got;
+
+		if (len == cap) {
+			if (cap >= CFG_MAX_FILE) {
+				ret = -EFBIG;
+				goto err_read;
+			}
+			cap = cap ? cap * 2 : 16384;
+			nbuf = realloc(buf, cap);
+			if (!nbuf) {
+				ret = -ENOMEM;
+				goto err_read;
+			}
+			buf = nbuf;
+		}
+		errno = 0;
+		got = fread(buf + len, 1, cap - len, f);
+		len += got;
+		if (got == 0) {
+			if (ferror(f)) {
+				ret = errno ? -errno : -EIO; /* EISDIR for a directory */
+				goto err_read;
+			}
+			break;
+		}
+	}
+	fclose(f);
+	ret = or_config_load_buf(path, buf, len, out, err, errlen);
+	free(buf);
+	return ret;
+
+err_read:
+	free(buf);
+	fclose(f);
+err_open:
+	if (err && errlen)
+		snprintf(err, errlen, "%s: cannot read: %s", path, strerror(-ret));
+	return ret;
+}
+
+void or_config_free(struct or_config *cfg)
+{
+	size_t i, j;
+
+	if (!cfg)
+		return;
+	for (i = 0; i < cfg->n_namespaces; i++) {
+		free(cfg->namespaces[i].name);
+		labels_free(&cfg->namespaces[i].labels);
+	}
+	free(cfg->namespaces);
+	for (i = 0; i < cfg->n_pods; i++) {
+		struct or_pod_cfg *pod = &cfg->pods[i];
+
+		free(pod->name);
+		free(pod->namespace);
+		free(pod->node);
+		labels_free(&pod->labels);
+		free(pod->netns);
+		free(pod->cgroup);
+		free(pod->service_account);
+	}
+	free(cfg->pods);
+	for (i = 0; i < cfg->n_services; i++) {
+		struct or_svc_cfg *svc = &cfg->services[i];
+
+		free(svc->name);
+		free(svc->namespace);
+		free(svc->ports);
+		labels_free(&svc->selector);
+		for (j = 0; j < svc->n_endpoints; j++)
+			free(svc->endpoints[j].node);
+		free(svc->endpoints);
+	}
+	free(cfg->services);
+	free(cfg->path);
+	free(cfg->node);
+	free(cfg->pin_dir);
+	free(cfg->cgroup_root);
+	free(cfg->selector_key);
+	free(cfg->selector_value);
+	free(cfg);
+}
+
+const char *or_labels_get(const struct or_labels *labels, const char *key)
+{
+	if (!labels || !key)
+		return NULL;
+	for (size_t i = 0; i < labels->n; i++)
+		if (strcmp(labels->v[i].key, key) == 0)
+			return labels->v[i].value;
+	return NULL;
+}
+
+bool or_labels_match(const struct or_labels *have, const struct or_labels *selector)
+{
+	if (!selector)
+		return true;
+	for (size_t i = 0; i < selector->n; i++) {
+		const char *v = or_labels_get(have, selector->v[i].key);
+
+		if (!v || strcmp(v, selector->v[i].value) != 0)
+			return false;
+	}
+	return true;
+}
+
+bool or_pod_local(const struct or_config *cfg, const struct or_pod_cfg *pod)
+{
+	return cfg && pod && cfg->node && pod->node && strcmp(cfg->node, pod->node) == 0;
+}
+
+static bool has_label(const struct or_labels *labels, const char *key, const char *value)
+{
+	const char *v = or_labels_get(labels, key);
+
+	return v && value && strcmp(v, value) == 0;
+}
+
+bool or_pod_enrolled(const struct or_config *cfg, const struct or_pod_cfg *pod)
+{
+	if (!or_pod_local(cfg, pod))
+		return false;
+	if (has_label(&pod->labels, cfg->selector_key, cfg->selector_value))
+		return true;
+	if (has_label(&pod->labels, cfg->selector_key, OR_OPT_OUT_VALUE))
+		return false;
+	for (size_t i = 0; i < cfg->n_namespaces; i++) {
+		const struct or_ns_cfg *ns = &cfg->namespaces[i];
+
+		if (ns->name && pod->namespace && strcmp(ns->name, pod->namespace) == 0)
+			return has_label(&ns->labels, cfg->selector_key, cfg->selector_value);
+	}
+	return false;
+}
+
+const char *or_lb_algo_name(enum or_lb_algo algo)
+{
+	switch (algo) {
+	case OR_LB_ROUND_ROBIN:
+		return "round_robin";
+	case OR_LB_LEAST_REQUEST:
+		return "least_request";
+	case OR_LB_RANDOM:
+		return "random";
+	}
+	return "unknown";
+}
