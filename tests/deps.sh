@@ -9,7 +9,7 @@ set -euo pipefail
 PACKAGES=(
 	clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev libssl-dev libyaml-dev
 	libjson-c-dev libcriterion-dev bats jq curl wrk iproute2 iperf3 gnuplot-nox
-	make gcc pkg-config
+	make gcc libc6-dev pkg-config
 )
 
 installed()
