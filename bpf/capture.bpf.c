@@ -42,10 +42,10 @@ static __always_inline int is_v4_mapped(const __u32 *a)
 static __always_inline int or_decide(void *ctx, const struct or_svc_key *key, __u32 *new_addr,
 				     __u16 *new_port, int *rewritten, int agent_v4)
 {
-	const struct or_backend_val *be;
+	struct or_backend_val be;
 	const struct or_svc_val *svc;
 	struct or_dst dst = {};
-	__u64 cookie;
+	__u64 cookie, now;
 
 	svc = bpf_map_lookup_elem(&or_services, key);
 	if (!svc) {
@@ -58,15 +58,24 @@ static __always_inline int or_decide(void *ctx, const struct or_svc_key *key, __
 	dst.family = key->family;
 	dst.svc_id = svc->svc_id;
 
+	now = bpf_ktime_get_ns();
 	if (svc->mode == OR_MODE_KERNEL) {
-		be = or_pick_backend(svc);
-		if (!be || be->family != key->family) {
-			or_count(OR_REASON_NO_BACKEND);
+		if (or_pick_backend(svc, now, &be) || be.family != key->family) {
+			or_count(svc->backend_count ? OR_REASON_ALL_EJECTED : OR_REASON_NO_BACKEND);
 			return -ECONNREFUSED;
 		}
-		__builtin_memcpy(new_addr, be->addr, 16);
-		*new_port = be->port;
+		__builtin_memcpy(new_addr, be.addr, 16);
+		*new_port = be.port;
 	} else {
+		/*
+		 * Every endpoint ejected: refuse now rather than let the app wait
+		 * on the agent's connect timeouts. No backends at all is the
+		 * agent's to answer (an HTTP service sends a 503 that says why).
+		 */
+		if (svc->backend_count && !or_healthy_weight(svc, now)) {
+			or_count(OR_REASON_ALL_EJECTED);
+			return -ECONNREFUSED;
+		}
 		dst.flags = OR_DST_F_VIA_AGENT | (agent_v4 ? OR_DST_F_AGENT_V4 : 0);
 		new_addr[0] = 0;
 		new_addr[1] = 0;

@@ -24,7 +24,7 @@
  * writes it into or_settings; a later agent that finds pinned maps with
  * another version knows they are not its own layout.
  */
-#define OR_ABI_VERSION 1
+#define OR_ABI_VERSION 2 /* 2: or_breakers, reasons all_ejected and skipped_ejected */
 
 /* Istio's port numbers, so operators feel at home. */
 #define OR_PORT_OUTBOUND 15001 /* in pod netns: captured outbound traffic */
@@ -62,6 +62,8 @@ enum or_reason {
 	OR_REASON_FLOW_TABLE_FULL,    /* could not remember the original dst: passed */
 	OR_REASON_ORIGDST_PUBLISHED,  /* sockops re-keyed the dst for the agent */
 	OR_REASON_PEER_RESTORED,      /* getpeername() shown the service VIP */
+	OR_REASON_ALL_EJECTED,        /* every endpoint ejected: connect() refused at once */
+	OR_REASON_SKIPPED_EJECTED,    /* kernel LB passed over an ejected backend */
 	OR_REASON_MAX,
 };
 
@@ -107,6 +109,40 @@ struct or_backend_val {
 	__u32 weight;  /* relative weight, >= 1 */
 };
 _Static_assert(sizeof(struct or_backend_val) == 28, "or_backend_val layout");
+
+/*
+ * or_breakers: outlier-detection state of each endpoint, by address.
+ * Writer: agent, on every state change. Reader: connect4/6, which skips
+ * ejected backends (kernel mode) and refuses a connect() at once when every
+ * endpoint of the service is ejected (both modes).
+ *
+ * An endpoint counts as ejected while state == OR_BREAKER_OPEN and
+ * until_ns lies ahead; once until_ns passes it is usable again even if the
+ * agent is not there to say so.
+ */
+enum or_breaker_state {
+	OR_BREAKER_CLOSED = 0,    /* healthy: takes traffic */
+	OR_BREAKER_OPEN = 1,      /* ejected until until_ns */
+	OR_BREAKER_HALF_OPEN = 2, /* ejection over: the next request is the probe */
+};
+
+struct or_breaker_key {
+	__u32 addr[4]; /* endpoint address, network byte order */
+	__u16 port;    /* endpoint port, host byte order */
+	__u8 family;   /* OR_AF_INET or OR_AF_INET6 */
+	__u8 pad;
+};
+_Static_assert(sizeof(struct or_breaker_key) == 20, "or_breaker_key layout");
+
+struct or_breaker_val {
+	__u8 state;      /* enum or_breaker_state */
+	__u8 pad[3];
+	__u32 consecutive_failures; /* 5xx, resets and connect failures in a row */
+	__u64 until_ns;  /* CLOCK_MONOTONIC (bpf_ktime_get_ns) end of the ejection */
+	__u32 ejections; /* times ejected; multiplies the ejection time */
+	__u32 pad2;
+};
+_Static_assert(sizeof(struct or_breaker_val) == 24, "or_breaker_val layout");
 
 /*
  * or_pods: enrolled pods of this node, keyed by their netns cookie.

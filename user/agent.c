@@ -8,6 +8,8 @@
 #include <unistd.h>
 
 #include "agent.h"
+#include "health.h"
+#include "metrics.h"
 #include "log.h"
 #include "netns.h"
 #include "proxy.h"
@@ -59,6 +61,7 @@ static void reconcile_pods(struct or_agent *a)
 		or_info("pod released", "pod=%s reason=%s", e->name,
 			!pod ? "removed" : or_pod_enrolled(cfg, pod) ? "changed" : "not selected");
 		or_unenroll(&a->bpf, e);
+		a->n_enrolled--;
 	}
 
 	a->pods_pending = false;
@@ -75,6 +78,7 @@ static void reconcile_pods(struct or_agent *a)
 		}
 		e->next = a->pods;
 		a->pods = e;
+		a->n_enrolled++;
 		or_info("pod captured", "pod=%s ip=%s netns_cookie=%llu", e->name,
 			or_ip_str(&pod->ip, ip, sizeof(ip)),
 			(unsigned long long)e->pod->netns_cookie);
@@ -102,6 +106,9 @@ static int apply(struct or_agent *a, struct or_config *cfg)
 		return err;
 	}
 	or_routes_publish(routes);
+	routes = or_routes_get();
+	or_health_sync(routes);
+	or_routes_put(routes);
 	atomic_store(&or_proxy.max_connections, cfg->max_connections);
 	or_config_free(a->cfg);
 	a->cfg = cfg;
@@ -118,16 +125,24 @@ static void reload(struct or_agent *a)
 
 	if (or_config_load_file(a->config_path, &cfg, err, sizeof(err))) {
 		or_error("config rejected; the config in force stays", "error=\"%s\"", err);
+		a->reloads_failed++;
 		return;
 	}
-	if (strcmp(cfg->pin_dir, a->cfg->pin_dir) != 0 || strcmp(cfg->node, a->cfg->node) != 0) {
+	if (strcmp(cfg->pin_dir, a->cfg->pin_dir) != 0 || strcmp(cfg->node, a->cfg->node) != 0 ||
+	    !or_ip_eq(&cfg->admin_ip, &a->cfg->admin_ip) || cfg->admin_port != a->cfg->admin_port ||
+	    !or_ip_eq(&cfg->ready_ip, &a->cfg->ready_ip) || cfg->ready_port != a->cfg->ready_port) {
 		or_error("config rejected; the config in force stays",
-			 "error=\"%s: node and pin_dir cannot change without a restart\"",
+			 "error=\"%s: node, pin_dir, admin_address and ready_address cannot change "
+			 "without a restart\"",
 			 a->config_path);
 		or_config_free(cfg);
+		a->reloads_failed++;
 		return;
 	}
-	apply(a, cfg);
+	if (apply(a, cfg))
+		a->reloads_failed++;
+	else
+		a->reloads_ok++;
 }
 
 static void on_signal(struct ev_loop *loop, struct ev_io *io, unsigned int revents)
@@ -151,6 +166,7 @@ static void on_heartbeat(struct ev_loop *loop, struct ev_timer *t)
 	struct or_agent *a = container_of(t, struct or_agent, heartbeat);
 
 	or_bpf_heartbeat(&a->bpf);
+	or_health_tick(ev_now_ms(loop));
 	ev_timer_start(loop, t, OR_HEARTBEAT_MS);
 }
 
@@ -160,6 +176,24 @@ static void on_retry(struct ev_loop *loop, struct ev_timer *t)
 
 	if (a->pods_pending)
 		reconcile_pods(a);
+}
+
+static bool admin_ready(void *ctx)
+{
+	struct or_agent *a = ctx;
+
+	return a->ready;
+}
+
+static void admin_node_metrics(void *ctx, struct or_metrics_node *out)
+{
+	struct or_agent *a = ctx;
+
+	out->stats_map_fd = a->bpf.stats_fd;
+	out->breakers_map_fd = a->bpf.breakers_fd;
+	out->enrolled_pods = a->n_enrolled;
+	out->config_reloads_ok = a->reloads_ok;
+	out->config_reloads_failed = a->reloads_failed;
 }
 
 static int block_signals(sigset_t *set)
@@ -213,6 +247,7 @@ int or_agent_start(struct or_agent *a, const char *config_path)
 	if (err)
 		goto fail_netns;
 	or_bpf_heartbeat(&a->bpf);
+	or_health_set_map(a->bpf.breakers_fd);
 
 	or_proxy.bpf = &a->bpf;
 	atomic_store(&or_proxy.max_connections, cfg->max_connections);
@@ -229,12 +264,29 @@ int or_agent_start(struct or_agent *a, const char *config_path)
 	cfg = NULL; /* apply took it */
 	if (err)
 		goto fail_workers;
+	struct or_admin_hooks hooks = { .ready = admin_ready, .node_metrics = admin_node_metrics,
+					.ctx = a };
+	err = or_admin_start(a->loop, &a->cfg->admin_ip, a->cfg->admin_port, &a->cfg->ready_ip,
+			     a->cfg->ready_port, &hooks, &a->admin);
+	if (err)
+		goto fail_pods;
+	a->ready = true;
 	or_info("ready", "node=%s pin_dir=%s workers=%u pid=%d", a->cfg->node, a->cfg->pin_dir,
 		or_workers_count(), getpid());
 	return 0;
 
+fail_pods:
+	while (a->pods) {
+		struct or_enrolled *e = a->pods;
+
+		a->pods = e->next;
+		or_unenroll(&a->bpf, e);
+	}
+	or_config_free(a->cfg);
+	a->cfg = NULL;
 fail_workers:
 	or_workers_stop();
+	or_routes_publish(NULL);
 fail_bpf:
 	or_bpf_close(&a->bpf, true);
 fail_netns:
@@ -257,6 +309,9 @@ void or_agent_stop(struct or_agent *a)
 {
 	struct or_proxy_stats *s = &or_proxy.stats;
 
+	a->ready = false;
+	or_admin_stop(a->admin);
+	a->admin = NULL;
 	while (a->pods) {
 		struct or_enrolled *e = a->pods;
 
@@ -265,8 +320,11 @@ void or_agent_stop(struct or_agent *a)
 	}
 	or_workers_stop();
 	or_routes_publish(NULL);
+	or_health_set_map(-1);
 	or_bpf_close(&a->bpf, true);
 	or_netns_fini();
+	or_health_free_all();
+	or_metrics_free_all();
 	or_info("stopped", "accepted=%llu completed=%llu no_origdst=%llu connect_failed=%llu "
 		"connect_timeout=%llu refused_limit=%llu",
 		(unsigned long long)s->accepted, (unsigned long long)s->completed,

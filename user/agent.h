@@ -6,6 +6,7 @@
 #ifndef OR_AGENT_H
 #define OR_AGENT_H
 
+#include "admin.h"
 #include "bpf_state.h"
 #include "config.h"
 #include "enroll.h"
@@ -22,6 +23,10 @@ struct or_agent {
 	struct ev_io signal_io;
 	struct ev_timer heartbeat;
 	struct ev_timer retry;
+	struct or_admin *admin;
+	bool ready;                /* programs loaded, a config in force */
+	size_t n_enrolled;
+	uint64_t reloads_ok, reloads_failed;
 };
 
 /*

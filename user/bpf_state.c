@@ -111,7 +111,7 @@ static void remove_stale_links(const char *links_dir)
 
 static void unlink_map_pins(const char *pin_dir)
 {
-	static const char *const maps[] = { "or_services", "or_backends", "or_pods",
+	static const char *const maps[] = { "or_services", "or_backends", "or_breakers", "or_pods",
 					    "or_cookie_dst", "or_origdst", "or_settings",
 					    "or_stats" };
 	char path[PATH_MAX];
@@ -145,7 +145,7 @@ int or_bpf_open(struct or_bpf *b, const char *pin_dir, uint16_t outbound_port)
 	int err;
 
 	memset(b, 0, sizeof(*b));
-	b->origdst_fd = -1;
+	b->origdst_fd = b->breakers_fd = b->stats_fd = -1;
 	snprintf(b->pin_dir, sizeof(b->pin_dir), "%s", pin_dir);
 	snprintf(links, sizeof(links), "%s/links", pin_dir);
 
@@ -177,6 +177,8 @@ int or_bpf_open(struct or_bpf *b, const char *pin_dir, uint16_t outbound_port)
 		return err;
 	}
 	b->origdst_fd = bpf_map__fd(b->skel->maps.or_origdst);
+	b->breakers_fd = bpf_map__fd(b->skel->maps.or_breakers);
+	b->stats_fd = bpf_map__fd(b->skel->maps.or_stats);
 	return 0;
 }
 

@@ -30,7 +30,9 @@ enum or_pod_prog {
 struct or_bpf {
 	struct capture_bpf *skel;
 	char pin_dir[PATH_MAX];
-	int origdst_fd; /* or_origdst, read by workers on accept */
+	int origdst_fd;  /* or_origdst, read by workers on accept */
+	int breakers_fd; /* or_breakers, written on endpoint state changes */
+	int stats_fd;    /* or_stats, read for /metrics */
 };
 
 struct or_pod_links {

@@ -9,6 +9,7 @@
  * The parser holds no state outside a struct cfg_ctx on the stack: two threads
  * may load configs at once.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -44,6 +45,8 @@ struct cfg_ctx {
 	char path[CFG_PATH_LEN]; /* "services[0].ports[1].port", for messages */
 	size_t path_len;
 	size_t visits;
+	int admin_line; /* admin_address / ready_address, 0 when defaulted */
+	int ready_line;
 };
 
 static int node_line(const yaml_node_t *n)
@@ -169,6 +172,14 @@ static bool scalar_is(const yaml_node_t *n, const char *s)
 
 	return n->type == YAML_SCALAR_NODE && n->data.scalar.length == len &&
 	       memcmp(n->data.scalar.value, s, len) == 0;
+}
+
+static bool scalar_is_nocase(const yaml_node_t *n, const char *s)
+{
+	size_t len = strlen(s);
+
+	return n->type == YAML_SCALAR_NODE && n->data.scalar.length == len &&
+	       strncasecmp((const char *)n->data.scalar.value, s, len) == 0;
 }
 
 /* YAML's null (`key:`, `~`, `null`): we treat a null value as an absent key. */
@@ -793,13 +804,16 @@ static int port_field(struct cfg_ctx *c, int field, const yaml_node_t *v, void *
 	case PORT_PROTOCOL:
 		if (v->type != YAML_SCALAR_NODE)
 			return fail(c, node_line(v), "expected a string, got %s", node_kind(v));
-		/* Kubernetes spells it "TCP"; accept either case. */
-		if (v->data.scalar.length == 3 &&
-		    strncasecmp((const char *)v->data.scalar.value, "tcp", 3) == 0) {
+		/* Kubernetes spells it "TCP" (and appProtocol "HTTP"); accept any case. */
+		if (scalar_is_nocase(v, "tcp")) {
 			p->protocol = OR_PROTOCOL_TCP;
 			return 0;
 		}
-		return fail(c, node_line(v), "protocol '%s' is not supported (only tcp)",
+		if (scalar_is_nocase(v, "http")) {
+			p->protocol = OR_PROTOCOL_HTTP;
+			return 0;
+		}
+		return fail(c, node_line(v), "protocol '%s' is not supported (tcp, http)",
 			    show_node(v, buf, sizeof(buf)));
 	}
 	return 0;
@@ -861,22 +875,336 @@ static int ep_item(struct cfg_ctx *c, size_t idx, const yaml_node_t *item, void 
 	return 0;
 }
 
-enum { POL_CONNECT_TIMEOUT, POL_LOAD_BALANCER, POL_N };
+/* ---- policy ------------------------------------------------------------ */
+
+/*
+ * Ranges from config.h. Timeouts that cover a whole request or an idle
+ * connection may be long (an hour of idle is the default), so they get a
+ * day; per-try and connect timeouts stay within CFG_MAX_TIMEOUT_MS.
+ */
+#define CFG_MAX_LONG_TIMEOUT_MS 86400000
+#define CFG_MAX_ATTEMPTS 10
+#define CFG_MAX_BACKOFF_BASE_MS 60000
+#define CFG_MAX_RETRIES_PER_S 100000
+#define CFG_MAX_BODY_BYTES 16777216
+#define CFG_MAX_CONSECUTIVE 10000000
+#define CFG_MAX_INTERVAL_MS 3600000
+#define CFG_MAX_EJECTION_MS 86400000
+/* Envoy: an unset backoff max_interval is ten times the base (25 ms -> 250 ms). */
+#define CFG_BACKOFF_MAX_FACTOR 10
+
+#define RETRY_ON_N 5 /* retry_on conditions, one bit each */
+_Static_assert(OR_RETRY_ON_ALL == (1u << RETRY_ON_N) - 1, "retry_on_names covers OR_RETRY_ON_ALL");
+
+void or_policy_defaults(struct or_policy_cfg *p)
+{
+	memset(p, 0, sizeof(*p));
+	p->connect_timeout_ms = OR_DEFAULT_CONNECT_TIMEOUT_MS;
+	p->timeout_ms = 15000;
+	p->idle_timeout_ms = 3600000;
+	p->load_balancer = OR_LB_ROUND_ROBIN;
+	p->retries.attempts = 2;
+	p->retries.retry_on = OR_RETRY_ON_ALL;
+	p->retries.retriable_status_codes[0] = 503;
+	p->retries.n_retriable_status_codes = 1;
+	p->retries.per_try_timeout_ms = 0;
+	p->retries.backoff_base_ms = 25;
+	p->retries.backoff_max_ms = 250;
+	p->retries.budget_percent = 20;
+	p->retries.budget_min_retries_per_s = 10;
+	p->retries.max_body_bytes = 65536;
+	p->circuit_breaker.max_connections = 1024;
+	p->circuit_breaker.max_pending_requests = 1024;
+	p->circuit_breaker.max_requests = 1024;
+	p->circuit_breaker.max_retries = 3;
+	p->outlier_detection.consecutive_5xx = 5;
+	p->outlier_detection.consecutive_connect_failures = 5;
+	p->outlier_detection.interval_ms = 10000;
+	p->outlier_detection.base_ejection_time_ms = 30000;
+	p->outlier_detection.max_ejection_percent = 50;
+}
+
+/*
+ * The state of one walk over a policy: block: the policy being filled, and
+ * the lines of the values checked against each other, so that a message
+ * can name the right line once the whole block has been read.
+ */
+struct pol_parse {
+	struct or_policy_cfg *pol;
+	int timeout_line;  /* 0: timeout_ms not given */
+	int per_try_line;  /* 0: per_try_timeout_ms not given */
+	int base_line;     /* backoff.base_ms, 0 when not given */
+	int max_line;      /* backoff.max_ms, 0 when not given */
+	uint32_t retry_on; /* the list being read */
+	int retry_on_line[RETRY_ON_N];
+	int code_line[OR_MAX_RETRIABLE_CODES];
+};
+
+/* Indexed by bit number: OR_RETRY_ON_CONNECT_FAILURE is bit 0. */
+static const char *const retry_on_names[RETRY_ON_N] = {
+	"connect-failure", "reset", "5xx", "gateway-error", "retriable-status-codes",
+};
+
+static int retry_on_item(struct cfg_ctx *c, size_t idx, const yaml_node_t *v, void *obj)
+{
+	struct pol_parse *pp = obj;
+	char buf[CFG_SHOW_LEN];
+
+	if (v->type != YAML_SCALAR_NODE)
+		return fail(c, node_line(v), "expected a string, got %s", node_kind(v));
+	for (int i = 0; i < RETRY_ON_N; i++) {
+		if (!scalar_is(v, retry_on_names[i]))
+			continue;
+		/* Harmless, but almost always a typo for another condition. */
+		if (pp->retry_on & (1u << i))
+			return fail(c, node_line(v),
+				    "duplicate retry_on entry '%s' (first at line %d)",
+				    retry_on_names[i], pp->retry_on_line[i]);
+		pp->retry_on |= 1u << i;
+		pp->retry_on_line[i] = node_line(v);
+		return 0;
+	}
+	return fail(c, node_line(v),
+		    "'%s' is not a retry_on condition (connect-failure, reset, 5xx, gateway-error, retriable-status-codes)",
+		    show_node(v, buf, sizeof(buf)));
+}
+
+static int code_item(struct cfg_ctx *c, size_t idx, const yaml_node_t *v, void *obj)
+{
+	struct pol_parse *pp = obj;
+	struct or_retry_cfg *r = &pp->pol->retries;
+	uint64_t code;
+	int err;
+
+	err = take_uint(c, v, 100, 599, "an HTTP status code", &code);
+	if (err)
+		return err;
+	/* At most OR_MAX_RETRIABLE_CODES, checked before the walk: pairwise is cheap. */
+	for (size_t j = 0; j < idx; j++)
+		if (r->retriable_status_codes[j] == code)
+			return fail(c, node_line(v), "duplicate status code %u (first at line %d)",
+				    (unsigned int)code, pp->code_line[j]);
+	r->retriable_status_codes[idx] = (uint16_t)code;
+	pp->code_line[idx] = node_line(v);
+	return 0;
+}
+
+enum { BO_BASE, BO_MAX, BO_N };
+static const char *const bo_keys[BO_N] = { [BO_BASE] = "base_ms", [BO_MAX] = "max_ms" };
+
+static int bo_field(struct cfg_ctx *c, int field, const yaml_node_t *v, void *obj)
+{
+	struct pol_parse *pp = obj;
+	struct or_retry_cfg *r = &pp->pol->retries;
+
+	switch (field) {
+	case BO_BASE:
+		pp->base_line = node_line(v);
+		return take_u32(c, v, 1, CFG_MAX_BACKOFF_BASE_MS, &r->backoff_base_ms);
+	case BO_MAX:
+		pp->max_line = node_line(v);
+		return take_u32(c, v, 1, CFG_MAX_TIMEOUT_MS, &r->backoff_max_ms);
+	}
+	return 0;
+}
+
+static int take_backoff(struct cfg_ctx *c, const yaml_node_t *v, struct pol_parse *pp)
+{
+	struct or_retry_cfg *r = &pp->pol->retries;
+	uint64_t max;
+	int err;
+
+	/* An alias may repeat the block: only this walk's keys count. */
+	pp->base_line = 0;
+	pp->max_line = 0;
+	err = walk_map(c, v, bo_keys, BO_N, bo_field, pp);
+	if (err)
+		return err;
+	if (!pp->max_line) {
+		max = (uint64_t)r->backoff_base_ms * CFG_BACKOFF_MAX_FACTOR;
+		r->backoff_max_ms = max < CFG_MAX_TIMEOUT_MS ? (uint32_t)max : CFG_MAX_TIMEOUT_MS;
+		return 0;
+	}
+	if (r->backoff_max_ms < r->backoff_base_ms)
+		return fail(c, pp->max_line, "max_ms %u is less than base_ms %u%s",
+			    r->backoff_max_ms, r->backoff_base_ms,
+			    pp->base_line ? "" : " (the default)");
+	return 0;
+}
+
+enum { BUD_PERCENT, BUD_MIN_PER_S, BUD_N };
+static const char *const bud_keys[BUD_N] = {
+	[BUD_PERCENT] = "percent",
+	[BUD_MIN_PER_S] = "min_retries_per_s",
+};
+
+static int bud_field(struct cfg_ctx *c, int field, const yaml_node_t *v, void *obj)
+{
+	struct or_retry_cfg *r = &((struct pol_parse *)obj)->pol->retries;
+
+	switch (field) {
+	case BUD_PERCENT:
+		return take_u32(c, v, 0, 100, &r->budget_percent);
+	case BUD_MIN_PER_S:
+		return take_u32(c, v, 0, CFG_MAX_RETRIES_PER_S, &r->budget_min_retries_per_s);
+	}
+	return 0;
+}
+
+enum {
+	RT_ATTEMPTS,
+	RT_RETRY_ON,
+	RT_CODES,
+	RT_PER_TRY_TIMEOUT,
+	RT_BACKOFF,
+	RT_BUDGET,
+	RT_MAX_BODY,
+	RT_N
+};
+static const char *const rt_keys[RT_N] = {
+	[RT_ATTEMPTS] = "attempts",
+	[RT_RETRY_ON] = "retry_on",
+	[RT_CODES] = "retriable_status_codes",
+	[RT_PER_TRY_TIMEOUT] = "per_try_timeout_ms",
+	[RT_BACKOFF] = "backoff",
+	[RT_BUDGET] = "budget",
+	[RT_MAX_BODY] = "max_body_bytes",
+};
+
+static int rt_field(struct cfg_ctx *c, int field, const yaml_node_t *v, void *obj)
+{
+	struct pol_parse *pp = obj;
+	struct or_retry_cfg *r = &pp->pol->retries;
+	size_t n;
+	int err;
+
+	switch (field) {
+	case RT_ATTEMPTS:
+		return take_u32(c, v, 0, CFG_MAX_ATTEMPTS, &r->attempts);
+	case RT_RETRY_ON:
+		if (v->type != YAML_SEQUENCE_NODE)
+			return fail(c, node_line(v), "expected a list, got %s", node_kind(v));
+		/* The list replaces the default; an empty one retries on nothing. */
+		pp->retry_on = 0;
+		err = walk_seq(c, v, retry_on_item, pp);
+		if (!err)
+			r->retry_on = pp->retry_on;
+		return err;
+	case RT_CODES:
+		if (v->type != YAML_SEQUENCE_NODE)
+			return fail(c, node_line(v), "expected a list, got %s", node_kind(v));
+		n = seq_len(v);
+		if (n > OR_MAX_RETRIABLE_CODES)
+			return fail(c, node_line(v), "%zu status codes, at most %d", n,
+				    OR_MAX_RETRIABLE_CODES);
+		r->n_retriable_status_codes = 0;
+		err = walk_seq(c, v, code_item, pp);
+		if (!err)
+			r->n_retriable_status_codes = n;
+		return err;
+	case RT_PER_TRY_TIMEOUT:
+		pp->per_try_line = node_line(v);
+		return take_u32(c, v, 0, CFG_MAX_TIMEOUT_MS, &r->per_try_timeout_ms);
+	case RT_BACKOFF:
+		return take_backoff(c, v, pp);
+	case RT_BUDGET:
+		return walk_map(c, v, bud_keys, BUD_N, bud_field, pp);
+	case RT_MAX_BODY:
+		return take_u32(c, v, 0, CFG_MAX_BODY_BYTES, &r->max_body_bytes);
+	}
+	return 0;
+}
+
+enum { CB_MAX_CONNECTIONS, CB_MAX_PENDING, CB_MAX_REQUESTS, CB_MAX_RETRIES, CB_N };
+static const char *const cb_keys[CB_N] = {
+	[CB_MAX_CONNECTIONS] = "max_connections",
+	[CB_MAX_PENDING] = "max_pending_requests",
+	[CB_MAX_REQUESTS] = "max_requests",
+	[CB_MAX_RETRIES] = "max_retries",
+};
+
+static int cb_field(struct cfg_ctx *c, int field, const yaml_node_t *v, void *obj)
+{
+	struct or_cb_cfg *cb = &((struct pol_parse *)obj)->pol->circuit_breaker;
+
+	switch (field) {
+	case CB_MAX_CONNECTIONS:
+		return take_u32(c, v, 1, CFG_MAX_CONNECTIONS, &cb->max_connections);
+	case CB_MAX_PENDING:
+		return take_u32(c, v, 1, CFG_MAX_CONNECTIONS, &cb->max_pending_requests);
+	case CB_MAX_REQUESTS:
+		return take_u32(c, v, 1, CFG_MAX_CONNECTIONS, &cb->max_requests);
+	case CB_MAX_RETRIES:
+		/* 0 is meaningful: the breaker then allows no retries at all. */
+		return take_u32(c, v, 0, CFG_MAX_CONNECTIONS, &cb->max_retries);
+	}
+	return 0;
+}
+
+enum { OD_5XX, OD_CONNECT, OD_INTERVAL, OD_BASE_EJECTION, OD_MAX_PERCENT, OD_N };
+static const char *const od_keys[OD_N] = {
+	[OD_5XX] = "consecutive_5xx",
+	[OD_CONNECT] = "consecutive_connect_failures",
+	[OD_INTERVAL] = "interval_ms",
+	[OD_BASE_EJECTION] = "base_ejection_time_ms",
+	[OD_MAX_PERCENT] = "max_ejection_percent",
+};
+
+static int od_field(struct cfg_ctx *c, int field, const yaml_node_t *v, void *obj)
+{
+	struct or_outlier_cfg *od = &((struct pol_parse *)obj)->pol->outlier_detection;
+
+	switch (field) {
+	case OD_5XX:
+		return take_u32(c, v, 0, CFG_MAX_CONSECUTIVE, &od->consecutive_5xx);
+	case OD_CONNECT:
+		return take_u32(c, v, 0, CFG_MAX_CONSECUTIVE, &od->consecutive_connect_failures);
+	case OD_INTERVAL:
+		return take_u32(c, v, 1, CFG_MAX_INTERVAL_MS, &od->interval_ms);
+	case OD_BASE_EJECTION:
+		return take_u32(c, v, 1, CFG_MAX_EJECTION_MS, &od->base_ejection_time_ms);
+	case OD_MAX_PERCENT:
+		return take_u32(c, v, 0, 100, &od->max_ejection_percent);
+	}
+	return 0;
+}
+
+enum {
+	POL_CONNECT_TIMEOUT,
+	POL_TIMEOUT,
+	POL_IDLE_TIMEOUT,
+	POL_LOAD_BALANCER,
+	POL_RETRIES,
+	POL_CIRCUIT_BREAKER,
+	POL_OUTLIER_DETECTION,
+	POL_N
+};
 static const char *const pol_keys[POL_N] = {
 	[POL_CONNECT_TIMEOUT] = "connect_timeout_ms",
+	[POL_TIMEOUT] = "timeout_ms",
+	[POL_IDLE_TIMEOUT] = "idle_timeout_ms",
 	[POL_LOAD_BALANCER] = "load_balancer",
+	[POL_RETRIES] = "retries",
+	[POL_CIRCUIT_BREAKER] = "circuit_breaker",
+	[POL_OUTLIER_DETECTION] = "outlier_detection",
 };
 
 static int pol_field(struct cfg_ctx *c, int field, const yaml_node_t *v, void *obj)
 {
 	static const enum or_lb_algo algos[] = { OR_LB_ROUND_ROBIN, OR_LB_LEAST_REQUEST,
 						 OR_LB_RANDOM };
-	struct or_policy_cfg *pol = obj;
+	struct pol_parse *pp = obj;
+	struct or_policy_cfg *pol = pp->pol;
 	char buf[CFG_SHOW_LEN];
 
 	switch (field) {
 	case POL_CONNECT_TIMEOUT:
 		return take_u32(c, v, 1, CFG_MAX_TIMEOUT_MS, &pol->connect_timeout_ms);
+	case POL_TIMEOUT:
+		pp->timeout_line = node_line(v);
+		return take_u32(c, v, 0, CFG_MAX_LONG_TIMEOUT_MS, &pol->timeout_ms);
+	case POL_IDLE_TIMEOUT:
+		return take_u32(c, v, 0, CFG_MAX_LONG_TIMEOUT_MS, &pol->idle_timeout_ms);
 	case POL_LOAD_BALANCER:
 		if (v->type != YAML_SCALAR_NODE)
 			return fail(c, node_line(v), "expected a string, got %s", node_kind(v));
@@ -889,8 +1217,41 @@ static int pol_field(struct cfg_ctx *c, int field, const yaml_node_t *v, void *o
 		return fail(c, node_line(v),
 			    "'%s' is not a load balancer (round_robin, least_request, random)",
 			    show_node(v, buf, sizeof(buf)));
+	case POL_RETRIES:
+		return walk_map(c, v, rt_keys, RT_N, rt_field, pp);
+	case POL_CIRCUIT_BREAKER:
+		return walk_map(c, v, cb_keys, CB_N, cb_field, pp);
+	case POL_OUTLIER_DETECTION:
+		return walk_map(c, v, od_keys, OD_N, od_field, pp);
 	}
 	return 0;
+}
+
+/* The policy: block; *pol already holds the defaults. */
+static int take_policy(struct cfg_ctx *c, const yaml_node_t *v, struct or_policy_cfg *pol)
+{
+	struct pol_parse pp = { .pol = pol };
+	const struct or_retry_cfg *r = &pol->retries;
+	size_t saved;
+	int err;
+
+	err = walk_map(c, v, pol_keys, POL_N, pol_field, &pp);
+	if (err)
+		return err;
+	/* A try that may outlast the whole request would never time out on its own. */
+	if (r->per_try_timeout_ms && pol->timeout_ms && r->per_try_timeout_ms > pol->timeout_ms) {
+		saved = path_push_key(c, "retries");
+		path_push_key(c, "per_try_timeout_ms");
+		if (pp.timeout_line)
+			err = fail(c, pp.per_try_line, "%u is longer than timeout_ms %u (line %d)",
+				   r->per_try_timeout_ms, pol->timeout_ms, pp.timeout_line);
+		else
+			err = fail(c, pp.per_try_line,
+				   "%u is longer than timeout_ms %u (the default)",
+				   r->per_try_timeout_ms, pol->timeout_ms);
+		path_pop(c, saved);
+	}
+	return err;
 }
 
 enum {
@@ -957,7 +1318,7 @@ static int svc_field(struct cfg_ctx *c, int field, const yaml_node_t *v, void *o
 				    OR_MAX_BACKENDS);
 		return walk_seq(c, v, ep_item, svc);
 	case SVC_POLICY:
-		return walk_map(c, v, pol_keys, POL_N, pol_field, &svc->policy);
+		return take_policy(c, v, &svc->policy);
 	}
 	return 0;
 }
@@ -998,8 +1359,7 @@ static int svc_item(struct cfg_ctx *c, size_t idx, const yaml_node_t *item, void
 	int err;
 
 	svc->line = node_line(item);
-	svc->policy.connect_timeout_ms = OR_DEFAULT_CONNECT_TIMEOUT_MS;
-	svc->policy.load_balancer = OR_LB_ROUND_ROBIN;
+	or_policy_defaults(&svc->policy);
 	err = walk_map(c, item, svc_keys, SVC_N, svc_field, svc);
 	if (err)
 		return err;
@@ -1030,6 +1390,8 @@ enum {
 	TOP_SELECTOR,
 	TOP_MAX_CONNECTIONS,
 	TOP_WORKERS,
+	TOP_ADMIN_ADDRESS,
+	TOP_READY_ADDRESS,
 	TOP_NAMESPACES,
 	TOP_PODS,
 	TOP_SERVICES,
@@ -1042,6 +1404,8 @@ static const char *const top_keys[TOP_N] = {
 	[TOP_SELECTOR] = "selector",
 	[TOP_MAX_CONNECTIONS] = "max_connections",
 	[TOP_WORKERS] = "workers",
+	[TOP_ADMIN_ADDRESS] = "admin_address",
+	[TOP_READY_ADDRESS] = "ready_address",
 	[TOP_NAMESPACES] = "namespaces",
 	[TOP_PODS] = "pods",
 	[TOP_SERVICES] = "services",
@@ -1073,6 +1437,117 @@ out:
 	return err;
 }
 
+/*
+ * "IP:PORT" or "[IPv6]:PORT", port 1-65535 in plain decimal. A bare IPv6
+ * address with a port ("::1:80") cannot be told from an address, so IPv6
+ * needs the brackets, as in a URL. Returns 0, or -EINVAL with *why set.
+ */
+static int hostport_parse(const char *s, size_t len, struct or_ip *ip, uint16_t *port,
+			  const char **why)
+{
+	char text[OR_IP_STRLEN + 1];
+	const char *host, *p, *colon;
+	size_t hlen, plen, i;
+	uint32_t v = 0;
+
+	*why = "not an address (IP:PORT or [IPv6]:PORT)";
+	if (memchr(s, '\0', len))
+		return -EINVAL;
+	colon = memrchr(s, ':', len);
+	if (!colon)
+		return -EINVAL;
+	host = s;
+	hlen = (size_t)(colon - s);
+	if (hlen && host[0] == '[') {
+		if (hlen < 2 || host[hlen - 1] != ']')
+			return -EINVAL;
+		host++;
+		hlen -= 2;
+	} else if (memchr(host, ':', hlen)) {
+		*why = "an IPv6 address needs brackets: [IPv6]:PORT";
+		return -EINVAL;
+	}
+	if (!hlen || hlen >= sizeof(text))
+		return -EINVAL;
+	memcpy(text, host, hlen);
+	text[hlen] = '\0';
+	if (or_ip_parse(text, ip))
+		return -EINVAL;
+	if ((ip->family == AF_INET6) != (host != s)) {
+		*why = "brackets are for IPv6 addresses only";
+		return -EINVAL;
+	}
+	p = colon + 1;
+	plen = len - (size_t)(p - s);
+	*why = "the port is not 1-65535";
+	if (!plen || plen > 5 || p[0] == '0')
+		return -EINVAL;
+	for (i = 0; i < plen; i++) {
+		if (p[i] < '0' || p[i] > '9')
+			return -EINVAL;
+		v = v * 10 + (uint32_t)(p[i] - '0');
+	}
+	if (v > 65535)
+		return -EINVAL;
+	*port = (uint16_t)v;
+	return 0;
+}
+
+static int take_hostport(struct cfg_ctx *c, const yaml_node_t *n, struct or_ip *ip,
+			 uint16_t *port)
+{
+	char buf[CFG_SHOW_LEN];
+	const char *why;
+
+	if (n->type != YAML_SCALAR_NODE)
+		return fail(c, node_line(n), "expected an address, got %s", node_kind(n));
+	if (hostport_parse((const char *)n->data.scalar.value, n->data.scalar.length, ip, port,
+			   &why))
+		return fail(c, node_line(n), "'%s': %s", show_node(n, buf, sizeof(buf)), why);
+	return 0;
+}
+
+static bool ip_unspecified(const struct or_ip *ip)
+{
+	static const struct in6_addr any6 = IN6ADDR_ANY_INIT;
+
+	if (ip->family == AF_INET)
+		return ip->v4.s_addr == htonl(INADDR_ANY);
+	return memcmp(&ip->v6, &any6, sizeof(any6)) == 0;
+}
+
+/*
+ * The two listeners must be able to bind at once: the same port on the
+ * same address, or on a wildcard address (which, for "::" with Linux's
+ * default bindv6only=0, covers IPv4 too), would fail at startup instead.
+ */
+static int check_listeners(struct cfg_ctx *c, struct or_config *cfg)
+{
+	char a[OR_IP_STRLEN], b[OR_IP_STRLEN];
+	bool later_is_ready = c->ready_line >= c->admin_line;
+	int line = later_is_ready ? c->ready_line : c->admin_line;
+	int other = later_is_ready ? c->admin_line : c->ready_line;
+	char where[32] = "the default";
+	size_t saved;
+	int err;
+
+	if (cfg->admin_port != cfg->ready_port)
+		return 0;
+	if (!or_ip_eq(&cfg->admin_ip, &cfg->ready_ip) && !ip_unspecified(&cfg->admin_ip) &&
+	    !ip_unspecified(&cfg->ready_ip))
+		return 0;
+	if (other)
+		snprintf(where, sizeof(where), "line %d", other);
+	saved = path_push_key(c, later_is_ready ? "ready_address" : "admin_address");
+	err = fail(c, line, "%s port %u overlaps %s %s port %u (%s); they must differ",
+		   or_ip_str(later_is_ready ? &cfg->ready_ip : &cfg->admin_ip, a, sizeof(a)),
+		   cfg->admin_port, later_is_ready ? "admin_address" : "ready_address",
+		   or_ip_str(later_is_ready ? &cfg->admin_ip : &cfg->ready_ip, b, sizeof(b)),
+		   cfg->admin_port, where);
+	path_pop(c, saved);
+	return err;
+}
+
 static int top_field(struct cfg_ctx *c, int field, const yaml_node_t *v, void *obj)
 {
 	struct or_config *cfg = obj;
@@ -1093,6 +1568,12 @@ static int top_field(struct cfg_ctx *c, int field, const yaml_node_t *v, void *o
 		return take_u32(c, v, 1, CFG_MAX_CONNECTIONS, &cfg->max_connections);
 	case TOP_WORKERS:
 		return take_u32(c, v, 0, CFG_MAX_WORKERS, &cfg->workers);
+	case TOP_ADMIN_ADDRESS:
+		c->admin_line = node_line(v);
+		return take_hostport(c, v, &cfg->admin_ip, &cfg->admin_port);
+	case TOP_READY_ADDRESS:
+		c->ready_line = node_line(v);
+		return take_hostport(c, v, &cfg->ready_ip, &cfg->ready_port);
 	case TOP_NAMESPACES:
 		err = alloc_items(c, v, sizeof(*cfg->namespaces), (void **)&cfg->namespaces,
 				  &cfg->n_namespaces);
@@ -1243,6 +1724,19 @@ out:
 	return err;
 }
 
+static int default_hostport(struct cfg_ctx *c, struct or_ip *ip, uint16_t *port,
+			    const char *value)
+{
+	const char *why;
+
+	if (ip->family)
+		return 0;
+	/* Only a broken OR_DEFAULT_*_ADDRESS gets here. */
+	if (hostport_parse(value, strlen(value), ip, port, &why))
+		return fail(c, 1, "built-in default '%s': %s", value, why);
+	return 0;
+}
+
 static int set_defaults(struct cfg_ctx *c, struct or_config *cfg)
 {
 	int err;
@@ -1256,6 +1750,12 @@ static int set_defaults(struct cfg_ctx *c, struct or_config *cfg)
 		err = default_str(c, &cfg->selector_value, OR_DEFAULT_SELECTOR_VALUE);
 	if (!cfg->max_connections)
 		cfg->max_connections = OR_DEFAULT_MAX_CONNECTIONS;
+	if (!err)
+		err = default_hostport(c, &cfg->admin_ip, &cfg->admin_port,
+				       OR_DEFAULT_ADMIN_ADDRESS);
+	if (!err)
+		err = default_hostport(c, &cfg->ready_ip, &cfg->ready_port,
+				       OR_DEFAULT_READY_ADDRESS);
 	return err;
 }
 
@@ -1275,6 +1775,8 @@ static int load_root(struct cfg_ctx *c, const yaml_node_t *root, struct or_confi
 	if (!cfg->node)
 		return fail(c, node_line(root), "node is required");
 	err = set_defaults(c, cfg);
+	if (!err)
+		err = check_listeners(c, cfg);
 	if (!err)
 		err = check_pods_node(c, cfg);
 	if (!err)

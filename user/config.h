@@ -19,6 +19,8 @@
 #define OR_OPT_OUT_VALUE "disabled"
 #define OR_DEFAULT_MAX_CONNECTIONS 65536
 #define OR_DEFAULT_CONNECT_TIMEOUT_MS 1000
+#define OR_DEFAULT_ADMIN_ADDRESS "127.0.0.1:15020"
+#define OR_DEFAULT_READY_ADDRESS "127.0.0.1:15021"
 
 struct or_label {
 	char *key;
@@ -49,7 +51,10 @@ struct or_pod_cfg {
 	int line;
 };
 
-enum or_protocol { OR_PROTOCOL_TCP = 0 };
+enum or_protocol {
+	OR_PROTOCOL_TCP = 0,  /* "tcp": L4, retries on connect failure only */
+	OR_PROTOCOL_HTTP = 1, /* "http": HTTP/1.1, per-request routing and retries */
+};
 
 struct or_port_cfg {
 	uint16_t port;        /* service port */
@@ -72,9 +77,52 @@ enum or_lb_algo {
 	OR_LB_RANDOM,          /* "random": weighted */
 };
 
+/* retries.retry_on, Envoy's names */
+#define OR_RETRY_ON_CONNECT_FAILURE 0x01 /* "connect-failure": refused, unreachable, timed out */
+#define OR_RETRY_ON_RESET 0x02           /* "reset": no (whole) response: reset, closed, per-try timeout */
+#define OR_RETRY_ON_5XX 0x04             /* "5xx": any 5xx response, and everything "reset" covers */
+#define OR_RETRY_ON_GATEWAY_ERROR 0x08   /* "gateway-error": 502, 503, 504 */
+#define OR_RETRY_ON_RETRIABLE_STATUS 0x10 /* "retriable-status-codes": the listed codes */
+#define OR_RETRY_ON_ALL 0x1f
+
+#define OR_MAX_RETRIABLE_CODES 16
+
+struct or_retry_cfg {
+	uint32_t attempts;           /* retries after the first try, 0..10, default 2 */
+	uint32_t retry_on;           /* OR_RETRY_ON_*, default all five */
+	uint16_t retriable_status_codes[OR_MAX_RETRIABLE_CODES]; /* 100..599, default {503} */
+	size_t n_retriable_status_codes;
+	uint32_t per_try_timeout_ms; /* 0 = none (default), else 1..600000 */
+	uint32_t backoff_base_ms;    /* 1..60000, default 25 */
+	uint32_t backoff_max_ms;     /* >= base, <= 600000, default 250 */
+	uint32_t budget_percent;     /* 0..100, default 20 */
+	uint32_t budget_min_retries_per_s; /* 0..100000, default 10 */
+	uint32_t max_body_bytes;     /* 0..16777216, default 65536 */
+};
+
+struct or_cb_cfg {
+	uint32_t max_connections;      /* 1..10000000, default 1024 */
+	uint32_t max_pending_requests; /* default 1024 */
+	uint32_t max_requests;         /* default 1024 */
+	uint32_t max_retries;          /* retries in flight at once, 0..10000000, default 3 */
+};
+
+struct or_outlier_cfg {
+	uint32_t consecutive_5xx;              /* 0 = off, default 5 */
+	uint32_t consecutive_connect_failures; /* 0 = off, default 5 */
+	uint32_t interval_ms;                  /* 1..3600000, default 10000 */
+	uint32_t base_ejection_time_ms;        /* 1..86400000, default 30000 */
+	uint32_t max_ejection_percent;         /* 0..100, default 50 */
+};
+
 struct or_policy_cfg {
 	uint32_t connect_timeout_ms; /* 1..600000, default 1000 */
+	uint32_t timeout_ms;         /* HTTP: whole request, retries included; 0 = none; default 15000 */
+	uint32_t idle_timeout_ms;    /* 0 = none; default 3600000 */
 	enum or_lb_algo load_balancer;
+	struct or_retry_cfg retries;
+	struct or_cb_cfg circuit_breaker;
+	struct or_outlier_cfg outlier_detection;
 };
 
 enum or_svc_mode_cfg { OR_SVC_PROXY = 0, OR_SVC_KERNEL = 1 }; /* == enum or_svc_mode */
@@ -103,6 +151,10 @@ struct or_config {
 	char *selector_value;
 	uint32_t max_connections; /* proxied connections at once, default 65536 */
 	uint32_t workers;         /* epoll workers, 0 (default) = one per CPU */
+	struct or_ip admin_ip;    /* admin_address: /metrics, default 127.0.0.1:15020 */
+	uint16_t admin_port;
+	struct or_ip ready_ip;    /* ready_address: /healthz/ready, default 127.0.0.1:15021 */
+	uint16_t ready_port;
 	struct or_ns_cfg *namespaces;
 	size_t n_namespaces;
 	struct or_pod_cfg *pods;
@@ -135,5 +187,7 @@ bool or_pod_enrolled(const struct or_config *cfg, const struct or_pod_cfg *pod);
 bool or_pod_local(const struct or_config *cfg, const struct or_pod_cfg *pod);
 
 const char *or_lb_algo_name(enum or_lb_algo algo);
+/* The defaults above, for a service without a policy: block. */
+void or_policy_defaults(struct or_policy_cfg *p);
 
 #endif

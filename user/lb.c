@@ -276,3 +276,135 @@ void or_lb_release(struct or_lb *lb, int idx)
 							     memory_order_relaxed))
 		;
 }
+
+/*
+ * Rejection sampling among usable endpoints stays exact (each try is the
+ * weighted draw conditioned on usable), and is cheap while most endpoints
+ * are usable; past a few misses, a scan over all of them is cheaper.
+ */
+#define LB_REJECT_TRIES 4
+
+static bool is_usable(bool (*usable)(void *, int), void *uctx, size_t idx)
+{
+	return !usable || usable(uctx, (int)idx);
+}
+
+/*
+ * A weighted draw among usable endpoints other than `skip` (-1 for none).
+ * Returns the index, or -ENOENT when there is none.
+ */
+static int sample_usable(struct or_lb *lb, uint64_t (*rnd)(void *), void *ctx,
+			 bool (*usable)(void *, int), void *uctx, int skip)
+{
+	uint64_t ws = skip >= 0 ? lb->weight[skip] : 0;
+	uint64_t start = skip >= 0 ? lb->cum[skip] - ws : 0;
+	uint64_t sum = 0, r;
+	int last = -ENOENT;
+	size_t i;
+
+	if (lb->total > ws) {
+		for (int t = 0; t < LB_REJECT_TRIES; t++) {
+			/* Draw over everything but skip's share, as pick_least_request does. */
+			r = below(next_rnd(lb, rnd, ctx), lb->total - ws);
+			if (skip >= 0 && r >= start)
+				r += ws;
+			i = find_cum(lb, r);
+			if (is_usable(usable, uctx, i))
+				return (int)i;
+		}
+	}
+	for (i = 0; i < lb->n; i++)
+		if ((int)i != skip && is_usable(usable, uctx, i))
+			sum += lb->weight[i];
+	if (!sum)
+		return -ENOENT;
+	r = below(next_rnd(lb, rnd, ctx), sum);
+	/*
+	 * usable() may read live state that changes between the two passes:
+	 * only ever return an index it just approved, and the last one if r
+	 * runs past the end because some went away.
+	 */
+	for (i = 0; i < lb->n; i++) {
+		if ((int)i == skip || !is_usable(usable, uctx, i))
+			continue;
+		if (r < lb->weight[i])
+			return (int)i;
+		r -= lb->weight[i];
+		last = (int)i;
+	}
+	return last;
+}
+
+/*
+ * Round robin strikes the unusable endpoints out of the schedule: the turns
+ * they would have had are consumed along with the one picked, so the picks
+ * that remain keep the schedule's order and proportions. The common case
+ * (the turn's endpoint is usable) costs one fetch_add, as or_lb_pick does.
+ * Otherwise we look ahead for the next usable turn and claim everything up
+ * to it with one compare-and-swap; if another worker took a turn meanwhile,
+ * the look-ahead is stale and we start over from a fresh turn. Looking at
+ * one whole period without finding a usable endpoint means there is none.
+ */
+static int pick_rr_if(struct or_lb *lb, bool (*usable)(void *, int), void *uctx)
+{
+	size_t len = lb->schedule_len, k, idx = 0, tries;
+	uint64_t c, next;
+
+	for (tries = 0; tries < len; tries++) {
+		c = atomic_fetch_add_explicit(&lb->cursor, 1, memory_order_relaxed);
+		idx = lb->schedule[c % len];
+		if (is_usable(usable, uctx, idx))
+			return (int)idx;
+		for (k = 1; k < len; k++) {
+			idx = lb->schedule[(c + k) % len];
+			if (is_usable(usable, uctx, idx))
+				break;
+		}
+		if (k == len)
+			return -ENOENT;
+		next = c + 1;
+		if (atomic_compare_exchange_strong_explicit(&lb->cursor, &next, c + k + 1,
+							    memory_order_relaxed,
+							    memory_order_relaxed))
+			return (int)idx;
+	}
+	/* Contention all along: the last usable endpoint found, unclaimed, will do. */
+	return (int)idx;
+}
+
+static int pick_least_request_if(struct or_lb *lb, uint64_t (*rnd)(void *), void *ctx,
+				 bool (*usable)(void *, int), void *uctx)
+{
+	uint64_t act_a, act_b;
+	int a, b;
+
+	a = sample_usable(lb, rnd, ctx, usable, uctx, -1);
+	if (a < 0)
+		return a;
+	b = sample_usable(lb, rnd, ctx, usable, uctx, a);
+	if (b < 0)
+		return a; /* the only usable one */
+	act_a = atomic_load_explicit(&lb->active[a], memory_order_relaxed);
+	act_b = atomic_load_explicit(&lb->active[b], memory_order_relaxed);
+	if (act_b * lb->weight[a] < act_a * lb->weight[b])
+		return b;
+	return a;
+}
+
+int or_lb_pick_if(struct or_lb *lb, uint64_t (*rnd)(void *), void *rnd_ctx,
+		  bool (*usable)(void *uctx, int idx), void *uctx)
+{
+	if (!lb || !lb->n)
+		return -ENOENT;
+	if (lb->n == 1)
+		return is_usable(usable, uctx, 0) ? 0 : -ENOENT;
+	switch (lb->algo) {
+	case OR_LB_ROUND_ROBIN:
+		return pick_rr_if(lb, usable, uctx);
+	case OR_LB_LEAST_REQUEST:
+		return pick_least_request_if(lb, rnd, rnd_ctx, usable, uctx);
+	case OR_LB_RANDOM:
+	default:
+		return sample_usable(lb, rnd, rnd_ctx, usable, uctx, -1);
+	}
+}

@@ -9,6 +9,7 @@
 #define OR_LB_H
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -41,6 +42,15 @@ void or_lb_free(struct or_lb *lb);
  * when there are no endpoints.
  */
 int or_lb_pick(struct or_lb *lb, uint64_t (*rnd)(void *), void *rnd_ctx);
+
+/*
+ * Like or_lb_pick, but only among endpoints for which usable(uctx, idx) is
+ * true (not ejected, not tried already by this request). usable must have
+ * no side effects: it may be asked about endpoints it does not return.
+ * Returns the index, or -ENOENT when no endpoint is usable.
+ */
+int or_lb_pick_if(struct or_lb *lb, uint64_t (*rnd)(void *), void *rnd_ctx,
+		  bool (*usable)(void *uctx, int idx), void *uctx);
 
 /* Bookkeeping for least_request: call around each proxied connection. */
 void or_lb_acquire(struct or_lb *lb, int idx);

@@ -42,6 +42,11 @@ struct backend_row {
 	struct or_backend_val v;
 };
 
+struct breaker_row {
+	struct or_breaker_key k;
+	struct or_breaker_val v;
+};
+
 static void usage(FILE *f)
 {
 	fprintf(f,
@@ -54,6 +59,8 @@ static void usage(FILE *f)
 		"  pods       enrolled pods (or_pods)\n"
 		"  services   mesh services: VIP, port, mode, backends (or_services)\n"
 		"  backends   service endpoints by service id and slot (or_backends)\n"
+		"  breakers   outlier detection per endpoint: state, time left ejected,\n"
+		"             consecutive failures, ejections so far (or_breakers)\n"
 		"  stats      kernel counters per reason (or_stats) and agent settings\n"
 		"\n"
 		"Options (before or after the command):\n"
@@ -621,18 +628,143 @@ out_close:
 	return err;
 }
 
+/* CLOCK_MONOTONIC now, the clock of bpf_ktime_get_ns(), or 0 if it cannot be read. */
+static __u64 monotonic_ns(void)
+{
+	struct timespec now;
+
+	if (clock_gettime(CLOCK_MONOTONIC, &now) == -1)
+		return 0;
+	return (__u64)now.tv_sec * 1000000000ull + now.tv_nsec;
+}
+
+static int cmp_breaker(const void *pa, const void *pb)
+{
+	const struct breaker_row *a = pa, *b = pb;
+	int d;
+
+	if (a->k.family != b->k.family)
+		return a->k.family < b->k.family ? -1 : 1;
+	/* Network byte order compares as the address reads. */
+	d = memcmp(a->k.addr, b->k.addr, sizeof(a->k.addr));
+	if (d)
+		return d;
+	return a->k.port < b->k.port ? -1 : a->k.port > b->k.port;
+}
+
+/* "850ms", "12.3s", "4m05s", "2h03m": time left in an ejection, for people. */
+static const char *duration_str(__u64 ns, char *buf, size_t len)
+{
+	__u64 ms = ns / 1000000, s = ms / 1000;
+
+	if (ms < 1000)
+		snprintf(buf, len, "%llums", (unsigned long long)ms);
+	else if (s < 60)
+		snprintf(buf, len, "%llu.%llus", (unsigned long long)s,
+			 (unsigned long long)(ms % 1000) / 100);
+	else if (s < 3600)
+		snprintf(buf, len, "%llum%02llus", (unsigned long long)s / 60,
+			 (unsigned long long)s % 60);
+	else
+		snprintf(buf, len, "%lluh%02llum", (unsigned long long)s / 3600,
+			 (unsigned long long)(s / 60) % 60);
+	return buf;
+}
+
+static void breakers_json(const struct breaker_row *rows, size_t n, __u64 now)
+{
+	printf("[");
+	for (size_t i = 0; i < n; i++) {
+		const struct breaker_row *r = &rows[i];
+		char ip[OR_ABI_ADDR_STRLEN];
+
+		or_abi_ip_str(r->k.family, r->k.addr, false, ip, sizeof(ip));
+		printf("%s\n  {\"ip\":", i ? "," : "");
+		json_str(stdout, ip, strlen(ip));
+		printf(",\"port\":%u,\"state\":\"%s\",\"ejected_remaining_ms\":%llu,"
+		       "\"consecutive_failures\":%u,\"ejections\":%u}",
+		       r->k.port, or_breaker_state_name(r->v.state),
+		       (unsigned long long)(or_breaker_remaining_ns(&r->v, now) / 1000000),
+		       r->v.consecutive_failures, r->v.ejections);
+	}
+	printf("%s]\n", n ? "\n" : "");
+}
+
+static int breakers_table(const struct breaker_row *rows, size_t n, __u64 now)
+{
+	struct table t = { .ncols = 5,
+			   .hdr = { "ENDPOINT", "STATE", "EJECTED-FOR", "CONSECUTIVE-FAILURES",
+				    "EJECTIONS" } };
+	char addr[OR_ABI_ADDR_STRLEN], state[16], left[32], fails[16], ejections[16];
+	const char *row[] = { addr, state, left, fails, ejections };
+	int err = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		const struct breaker_row *r = &rows[i];
+		__u64 rem = or_breaker_remaining_ns(&r->v, now);
+
+		or_abi_addr_str(r->k.family, r->k.addr, r->k.port, addr, sizeof(addr));
+		snprintf(state, sizeof(state), "%s", or_breaker_state_name(r->v.state));
+		if (rem)
+			duration_str(rem, left, sizeof(left));
+		else
+			snprintf(left, sizeof(left), "-");
+		snprintf(fails, sizeof(fails), "%u", r->v.consecutive_failures);
+		snprintf(ejections, sizeof(ejections), "%u", r->v.ejections);
+		err = table_add(&t, row);
+		if (err)
+			goto out_free;
+	}
+	table_print(&t, stdout);
+out_free:
+	table_free(&t);
+	return err;
+}
+
+static int cmd_breakers(const struct ctl *c)
+{
+	struct breaker_row *rows = NULL;
+	size_t n = 0;
+	__u64 now;
+	int fd, err;
+
+	err = open_map(c, "or_breakers", &fd);
+	if (err)
+		return err;
+	err = collect("or_breakers", fd, sizeof(rows->k), sizeof(rows->v), sizeof(*rows),
+		      offsetof(struct breaker_row, v), (void **)&rows, &n);
+	if (err)
+		goto out_close;
+	/* After the walk, so no entry looks ejected longer than it is. */
+	now = monotonic_ns();
+	if (!now) {
+		err = -errno;
+		fprintf(stderr, "outriderctl: reading the clock: %s\n", strerror(errno));
+		goto out_free;
+	}
+	check_abi(c);
+	sort_rows(rows, n, sizeof(*rows), cmp_breaker);
+	if (c->json)
+		breakers_json(rows, n, now);
+	else
+		err = breakers_table(rows, n, now);
+out_free:
+	free(rows);
+out_close:
+	close(fd);
+	return err;
+}
+
 /* Milliseconds since the agent's last heartbeat, or -1 if it never beat. */
 static long long heartbeat_age_ms(const struct or_settings *s)
 {
-	struct timespec now;
 	__u64 now_ns;
 
 	if (!s->heartbeat_ns)
 		return -1;
-	/* bpf_ktime_get_ns() is CLOCK_MONOTONIC, so this clock is comparable. */
-	if (clock_gettime(CLOCK_MONOTONIC, &now) == -1)
+	now_ns = monotonic_ns();
+	if (!now_ns)
 		return -1;
-	now_ns = (__u64)now.tv_sec * 1000000000ull + now.tv_nsec;
 	if (now_ns <= s->heartbeat_ns)
 		return 0;
 	return (now_ns - s->heartbeat_ns) / 1000000;
@@ -777,6 +909,7 @@ static const struct {
 	{ "pods", cmd_pods },
 	{ "services", cmd_services },
 	{ "backends", cmd_backends },
+	{ "breakers", cmd_breakers },
 	{ "stats", cmd_stats },
 };
 
@@ -848,7 +981,7 @@ int main(int argc, char **argv)
 		return err ? EXIT_FAILURE : EXIT_SUCCESS;
 	}
 	fprintf(stderr,
-		"outriderctl: unknown command '%s' (commands: pods, services, backends, stats; see --help)\n",
+		"outriderctl: unknown command '%s' (commands: pods, services, backends, breakers, stats; see --help)\n",
 		cmd);
 	return EXIT_USAGE;
 }

@@ -25,6 +25,8 @@ static const struct {
 	{ "or_cookie_dst", { BPF_MAP_TYPE_LRU_HASH, sizeof(__u64), sizeof(struct or_dst), 0 } },
 	{ "or_origdst", { BPF_MAP_TYPE_LRU_HASH, sizeof(struct or_origdst_key),
 			  sizeof(struct or_dst), 0 } },
+	{ "or_breakers", { BPF_MAP_TYPE_HASH, sizeof(struct or_breaker_key),
+			   sizeof(struct or_breaker_val), 0 } },
 	{ "or_settings", { BPF_MAP_TYPE_ARRAY, sizeof(__u32), sizeof(struct or_settings), 0 } },
 	{ "or_stats", { BPF_MAP_TYPE_PERCPU_ARRAY, sizeof(__u32), sizeof(__u64), 0 } },
 };
@@ -38,6 +40,8 @@ static const char *const reason_names[] = {
 	[OR_REASON_FLOW_TABLE_FULL] = "flow_table_full",
 	[OR_REASON_ORIGDST_PUBLISHED] = "origdst_published",
 	[OR_REASON_PEER_RESTORED] = "peer_restored",
+	[OR_REASON_ALL_EJECTED] = "all_ejected",
+	[OR_REASON_SKIPPED_EJECTED] = "skipped_ejected",
 };
 _Static_assert(ARRAY_SIZE(reason_names) == OR_REASON_MAX, "a reason in or_abi.h has no name");
 
@@ -227,6 +231,27 @@ const char *or_svc_mode_name(__u8 mode)
 	default:
 		return "unknown";
 	}
+}
+
+const char *or_breaker_state_name(__u8 state)
+{
+	switch (state) {
+	case OR_BREAKER_CLOSED:
+		return "closed";
+	case OR_BREAKER_OPEN:
+		return "open";
+	case OR_BREAKER_HALF_OPEN:
+		return "half-open";
+	default:
+		return "unknown";
+	}
+}
+
+__u64 or_breaker_remaining_ns(const struct or_breaker_val *v, __u64 now_ns)
+{
+	if (v->state != OR_BREAKER_OPEN || v->until_ns <= now_ns)
+		return 0;
+	return v->until_ns - now_ns;
 }
 
 const char *or_proto_name(__u8 proto)

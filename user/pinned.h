@@ -3,7 +3,8 @@
  * Reading outrider's pinned maps from outside the agent: open a pin by name,
  * check that its layout is the one include/or_abi.h describes, copy a whole
  * hash map out, sum a per-CPU counter, and format ABI addresses and names.
- * Only needs the pins under the pin directory, not a running agent.
+ * Only needs the pins under the pin directory, not a running agent; the
+ * agent's /metrics uses the same readers on its own map fds.
  */
 #ifndef OR_PINNED_H
 #define OR_PINNED_H
@@ -69,6 +70,16 @@ const char *or_reason_name(unsigned int reason);
 
 /* "proxy", "kernel", or "unknown". */
 const char *or_svc_mode_name(__u8 mode);
+
+/* "closed", "open", "half-open", or "unknown". */
+const char *or_breaker_state_name(__u8 state);
+
+/*
+ * How long the endpoint stays ejected after now_ns (CLOCK_MONOTONIC, like
+ * until_ns), or 0 when it is not ejected. The kernel's rule: state OPEN and
+ * until_ns still ahead.
+ */
+__u64 or_breaker_remaining_ns(const struct or_breaker_val *v, __u64 now_ns);
 
 /* "tcp", "udp", or NULL for another protocol number. */
 const char *or_proto_name(__u8 proto);

@@ -6,11 +6,13 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "health.h"
+#include "http_proxy.h"
 #include "log.h"
-#include "netns.h"
 #include "proxy.h"
 #include "routes.h"
 #include "sock.h"
+#include "upstream.h"
 
 struct or_proxy_ctx or_proxy;
 
@@ -22,19 +24,30 @@ struct half {
 	bool wr_shut; /* FIN passed on to the destination */
 };
 
+enum conn_state {
+	CONN_CONNECTING, /* a try is connecting: timer = connect timeout */
+	CONN_BACKOFF,    /* waiting before the next try: timer = backoff */
+	CONN_OPEN,       /* streaming: timer = idle timeout */
+};
+
 struct or_conn {
 	struct or_worker *w;
 	struct or_conn *prev, *next; /* the worker's list */
 	struct ev_io dn;             /* the app's side (accepted in the pod) */
-	struct ev_io up;             /* the endpoint's side */
-	struct ev_timer timer;       /* connect timeout */
+	struct ev_io up;             /* the endpoint's side; fd -1 between tries */
+	struct ev_timer timer;
 	struct ev_deferred defer;
 	struct or_pod_rt *pod;
 	struct or_routes *routes;
 	struct or_route *route;
-	int ep;
-	bool connecting;
+	enum conn_state state;
+	int ep;          /* endpoint of the current try, -1 if none */
+	bool probe;      /* the current try decides a half-open endpoint */
+	bool in_retry;   /* the current try is a retry (counts in active_retries) */
 	bool closed;
+	uint32_t tries;
+	uint64_t tried;  /* bit i: endpoint i was tried */
+	uint64_t last_activity_ms;
 	struct half d2u, u2d;
 	char mem[2 * OR_CONN_BUF];
 };
@@ -48,10 +61,35 @@ static void conn_free(struct ev_deferred *d)
 	free(c);
 }
 
+static void close_up(struct or_conn *c, bool rst)
+{
+	if (c->up.fd == -1)
+		return;
+	ev_io_del(c->w->loop, &c->up);
+	if (rst)
+		or_sock_close_rst(c->up.fd);
+	else
+		close(c->up.fd);
+	c->up.fd = -1;
+	if (c->ep >= 0)
+		or_lb_release(&c->route->lb, c->ep);
+	c->ep = -1;
+}
+
+/* Ends the try that is in flight, if it is a retry (max_retries gauge). */
+static void try_done(struct or_conn *c)
+{
+	if (c->in_retry) {
+		or_upstream_retry_done(c->route);
+		c->in_retry = false;
+	}
+}
+
 /* Ends the connection; with rst both sides see a reset instead of a FIN. */
 static void conn_close(struct or_conn *c, bool rst)
 {
 	struct or_worker *w = c->w;
+	struct or_svc_metrics *m = c->route->metrics;
 
 	if (c->closed)
 		return;
@@ -62,21 +100,18 @@ static void conn_close(struct or_conn *c, bool rst)
 		or_sock_close_rst(c->dn.fd);
 	else
 		close(c->dn.fd);
-	if (c->up.fd != -1) {
-		ev_io_del(w->loop, &c->up);
-		if (rst)
-			or_sock_close_rst(c->up.fd);
-		else
-			close(c->up.fd);
-	}
-	if (c->ep >= 0)
-		or_lb_release(&c->route->lb, c->ep);
+	if (c->state == CONN_CONNECTING)
+		atomic_fetch_sub(&m->pending, 1);
+	close_up(c, rst);
+	try_done(c);
 	if (c->prev)
 		c->prev->next = c->next;
 	else
 		w->conns = c->next;
 	if (c->next)
 		c->next->prev = c->prev;
+	atomic_fetch_sub(&m->active_connections, 1);
+	atomic_fetch_add(&m->tcp_closed, 1);
 	atomic_fetch_sub(&or_proxy.active, 1);
 	ev_defer(w->loop, &c->defer, conn_free);
 }
@@ -86,17 +121,19 @@ static bool has_room(const struct half *h)
 	return h->off + h->len < OR_CONN_BUF;
 }
 
-/* Reads what fits from fd into h. Returns 0 or -errno (fatal). */
-static int half_read(struct half *h, int fd)
+/* Reads what fits from fd into h. Returns bytes read, or -errno (fatal). */
+static ssize_t half_read(struct half *h, int fd)
 {
 	ssize_t n;
 
 	if (h->rd_eof || !has_room(h))
 		return 0;
 	n = recv(fd, h->buf + h->off + h->len, OR_CONN_BUF - h->off - h->len, 0);
-	if (n > 0)
+	if (n > 0) {
 		h->len += n;
-	else if (n == 0)
+		return n;
+	}
+	if (n == 0)
 		h->rd_eof = true;
 	else if (errno != EAGAIN && errno != EINTR)
 		return -errno;
@@ -150,14 +187,20 @@ static void conn_update(struct or_conn *c)
 
 /* Data moves from `from` through h_in, and to `from` out of h_out. */
 static void on_side(struct or_conn *c, int from, int to, struct half *h_in, struct half *h_out,
-		    unsigned int revents)
+		    unsigned int revents, _Atomic uint64_t *bytes_in)
 {
+	ssize_t n = 0;
 	int err = 0;
 
+	c->last_activity_ms = ev_now_ms(c->w->loop);
 	if (revents & EV_READ) {
-		err = half_read(h_in, from);
-		if (!err)
+		n = half_read(h_in, from);
+		if (n < 0)
+			err = n;
+		else
 			err = half_write(h_in, to);
+		if (n > 0)
+			atomic_fetch_add(bytes_in, n);
 	}
 	if (!err && (revents & EV_WRITE))
 		err = half_write(h_out, from);
@@ -176,20 +219,81 @@ static void on_dn(struct ev_loop *loop, struct ev_io *io, unsigned int revents)
 
 	if (c->closed)
 		return;
-	if (c->connecting) {
-		/* Only a hang-up can be reported here: the app gave up. */
+	if (c->state != CONN_OPEN) {
+		/* Nothing is read before a try succeeds: only a hang-up shows here. */
 		if (revents & EV_ERROR)
 			conn_close(c, true);
 		return;
 	}
-	on_side(c, c->dn.fd, c->up.fd, &c->d2u, &c->u2d, revents);
+	on_side(c, c->dn.fd, c->up.fd, &c->d2u, &c->u2d, revents,
+		&c->route->metrics->bytes_received);
+}
+
+static void on_up(struct ev_loop *loop, struct ev_io *io, unsigned int revents);
+static void on_timer(struct ev_loop *loop, struct ev_timer *t);
+static void start_try(struct or_conn *c);
+
+static void arm_idle(struct or_conn *c)
+{
+	uint32_t idle = c->route->policy.idle_timeout_ms;
+
+	if (idle)
+		ev_timer_start(c->w->loop, &c->timer, idle);
 }
 
 static void connected(struct or_conn *c)
 {
-	c->connecting = false;
+	struct or_route *rt = c->route;
+
+	atomic_fetch_sub(&rt->metrics->pending, 1);
+	c->state = CONN_OPEN;
 	ev_timer_stop(c->w->loop, &c->timer);
+	or_health_report(rt, c->ep, OR_OUTCOME_SUCCESS, ev_now_ms(c->w->loop));
+	try_done(c);
+	c->last_activity_ms = ev_now_ms(c->w->loop);
+	arm_idle(c);
 	conn_update(c);
+}
+
+/*
+ * The try on c->ep failed before any byte was sent: count it against the
+ * endpoint, then retry on another one or give up with a reset.
+ */
+static void try_failed(struct or_conn *c, int err)
+{
+	struct or_route *rt = c->route;
+	uint64_t now = ev_now_ms(c->w->loop);
+	struct or_retry_input in = {
+		.kind = OR_FAIL_CONNECT,
+		.idempotent = true,
+		.body_buffered = true,
+		.tries = c->tries,
+	};
+
+	if (c->state == CONN_CONNECTING)
+		atomic_fetch_sub(&rt->metrics->pending, 1);
+	c->state = CONN_BACKOFF; /* no longer pending, whatever happens next */
+	atomic_fetch_add(&rt->metrics->connect_failures, 1);
+	or_proxy.stats.connect_failed++;
+	if (c->ep >= 0) {
+		or_health_report(rt, c->ep, OR_OUTCOME_CONNECT_FAILURE, now);
+		if (or_log_enabled(OR_LOG_DEBUG)) {
+			char ip[OR_IP_STRLEN];
+
+			or_debug("upstream connect failed", "pod=%s service=%s endpoint=%s:%u try=%u err=\"%s\"",
+				 c->pod->name, rt->name, or_ip_str(&rt->eps[c->ep].ip, ip, sizeof(ip)),
+				 rt->eps[c->ep].port, c->tries, strerror(-err));
+		}
+	}
+	close_up(c, true);
+	try_done(c);
+	if (!or_upstream_may_retry(rt, &in, now)) {
+		conn_close(c, true);
+		return;
+	}
+	c->in_retry = true;
+	ev_timer_start(c->w->loop, &c->timer,
+		       or_backoff_ms(&rt->policy.retries, c->tries, or_worker_rand(c->w)));
 }
 
 static void on_up(struct ev_loop *loop, struct ev_io *io, unsigned int revents)
@@ -199,42 +303,93 @@ static void on_up(struct ev_loop *loop, struct ev_io *io, unsigned int revents)
 
 	if (c->closed)
 		return;
-	if (c->connecting) {
+	if (c->state == CONN_CONNECTING) {
 		err = or_sock_error(c->up.fd);
-		if (err) {
-			or_proxy.stats.connect_failed++;
-			or_debug("upstream connect failed", "pod=%s service=%s err=\"%s\"",
-				 c->pod->name, c->route->name, strerror(-err));
-			conn_close(c, true);
-			return;
-		}
-		connected(c);
+		if (err)
+			try_failed(c, err);
+		else
+			connected(c);
 		return;
 	}
-	on_side(c, c->up.fd, c->dn.fd, &c->u2d, &c->d2u, revents);
+	on_side(c, c->up.fd, c->dn.fd, &c->u2d, &c->d2u, revents,
+		&c->route->metrics->bytes_sent);
 }
 
-static void on_timeout(struct ev_loop *loop, struct ev_timer *t)
+static void on_timer(struct ev_loop *loop, struct ev_timer *t)
 {
 	struct or_conn *c = container_of(t, struct or_conn, timer);
+	uint64_t now = ev_now_ms(loop);
+	uint32_t idle;
 
-	or_proxy.stats.connect_timeout++;
-	or_debug("upstream connect timed out", "pod=%s service=%s timeout_ms=%u", c->pod->name,
-		 c->route->name, c->route->connect_timeout_ms);
-	conn_close(c, true);
+	switch (c->state) {
+	case CONN_CONNECTING:
+		or_proxy.stats.connect_timeout++;
+		try_failed(c, -ETIMEDOUT);
+		break;
+	case CONN_BACKOFF:
+		start_try(c);
+		break;
+	case CONN_OPEN:
+		idle = c->route->policy.idle_timeout_ms;
+		if (now - c->last_activity_ms >= idle) {
+			or_debug("idle timeout", "pod=%s service=%s idle_ms=%u", c->pod->name,
+				 c->route->name, idle);
+			conn_close(c, false);
+		} else {
+			ev_timer_start(loop, t, idle - (now - c->last_activity_ms));
+		}
+		break;
+	}
 }
 
-/* Creates the upstream socket inside the pod's netns: the endpoint sees the pod's IP. */
-static int connect_in_pod(struct or_pod_rt *pod, const struct or_route_ep *ep, int *in_progress)
+/* Starts a try on a healthy endpoint; a failure to start is a failed try. */
+static void start_try(struct or_conn *c)
 {
-	int fd, err;
+	struct or_route *rt = c->route;
+	uint64_t now = ev_now_ms(c->w->loop);
+	int in_progress, fd, ep;
 
-	err = or_netns_enter(pod->netns_fd);
-	if (err)
-		return err;
-	fd = or_sock_connect(&ep->ip, ep->port, in_progress);
-	or_netns_leave();
-	return fd;
+	ep = or_upstream_pick(c->w, rt, c->tried, now, &c->probe);
+	if (ep < 0) {
+		or_proxy.stats.no_endpoint++;
+		or_debug("no healthy endpoint", "pod=%s service=%s endpoints=%zu", c->pod->name,
+			 rt->name, rt->n_eps);
+		try_done(c);
+		conn_close(c, true);
+		return;
+	}
+	if (or_cb_overflow(rt, OR_CB_MAX_PENDING_REQUESTS, atomic_load(&rt->metrics->pending))) {
+		try_done(c);
+		conn_close(c, true);
+		return;
+	}
+	c->tries++;
+	c->tried |= 1ull << ep;
+	c->ep = ep;
+	or_lb_acquire(&rt->lb, ep);
+	atomic_fetch_add(&rt->metrics->pending, 1);
+	c->state = CONN_CONNECTING;
+	fd = or_upstream_connect(c->pod, &rt->eps[ep], &in_progress);
+	if (fd < 0) {
+		try_failed(c, fd);
+		return;
+	}
+	if (ev_io_add(c->w->loop, &c->up, fd, in_progress ? EV_WRITE : 0, on_up)) {
+		close(fd);
+		try_failed(c, -ENOMEM);
+		return;
+	}
+	if (or_log_enabled(OR_LOG_DEBUG)) {
+		char b[OR_IP_STRLEN];
+
+		or_debug("proxying", "pod=%s service=%s endpoint=%s:%u try=%u worker=%u",
+			 c->pod->name, rt->name, or_ip_str(&rt->eps[ep].ip, b, sizeof(b)),
+			 rt->eps[ep].port, c->tries, c->w->id);
+	}
+	if (in_progress)
+		ev_timer_start(c->w->loop, &c->timer, rt->connect_timeout_ms);
+	else
+		connected(c);
 }
 
 static int lookup_origdst(struct or_listener *l, int fd, struct or_dst *dst)
@@ -251,21 +406,56 @@ static int lookup_origdst(struct or_listener *l, int fd, struct or_dst *dst)
 	return or_bpf_origdst_take(or_proxy.bpf, &key, dst);
 }
 
+/* An L4 connection for rt; owns fd and the routes reference. */
+static void l4_start(struct or_worker *w, struct or_listener *l, struct or_routes *routes,
+		     struct or_route *rt, int fd)
+{
+	struct or_conn *c = malloc(sizeof(*c));
+
+	if (!c) {
+		or_routes_put(routes);
+		atomic_fetch_sub(&or_proxy.active, 1);
+		or_sock_close_rst(fd);
+		return;
+	}
+	memset(c, 0, offsetof(struct or_conn, mem));
+	c->w = w;
+	c->routes = routes;
+	c->route = rt;
+	c->ep = -1;
+	or_pod_rt_get(l->pod);
+	c->pod = l->pod;
+	c->d2u.buf = c->mem;
+	c->u2d.buf = c->mem + OR_CONN_BUF;
+	c->up.fd = -1;
+	ev_timer_init(&c->timer, on_timer);
+	c->next = w->conns;
+	if (w->conns)
+		w->conns->prev = c;
+	w->conns = c;
+	atomic_fetch_add(&rt->metrics->active_connections, 1);
+	atomic_fetch_add(&rt->metrics->tcp_opened, 1);
+	or_budget_request(&rt->budget, ev_now_ms(w->loop));
+	if (ev_io_add(w->loop, &c->dn, fd, 0, on_dn)) {
+		c->dn.fd = fd;
+		conn_close(c, true);
+		return;
+	}
+	start_try(c);
+}
+
 void or_proxy_accept(struct or_worker *w, struct or_listener *l, int fd)
 {
 	struct or_routes *routes = NULL;
 	struct or_route *route;
-	struct or_conn *c = NULL;
 	struct or_dst dst;
 	struct or_ip vip;
-	int ep, up, in_progress, err;
+	int err;
 
 	or_proxy.stats.accepted++;
 	if (atomic_fetch_add(&or_proxy.active, 1) >= atomic_load(&or_proxy.max_connections)) {
-		atomic_fetch_sub(&or_proxy.active, 1);
 		or_proxy.stats.refused_limit++;
-		or_sock_close_rst(fd);
-		return;
+		goto refuse;
 	}
 	err = lookup_origdst(l, fd, &dst);
 	if (err) {
@@ -281,59 +471,17 @@ void or_proxy_accept(struct or_worker *w, struct or_listener *l, int fd)
 		or_proxy.stats.no_route++;
 		goto refuse;
 	}
-	ep = or_lb_pick(&route->lb, or_worker_rand, w);
-	if (ep < 0) {
-		or_proxy.stats.no_endpoint++;
-		or_debug("no endpoint", "pod=%s service=%s", l->pod->name, route->name);
-		goto refuse;
-	}
-	up = connect_in_pod(l->pod, &route->eps[ep], &in_progress);
-	if (up < 0) {
-		or_proxy.stats.connect_failed++;
-		or_debug("upstream connect failed", "pod=%s service=%s err=\"%s\"", l->pod->name,
-			 route->name, strerror(-up));
-		goto refuse;
-	}
-
-	c = malloc(sizeof(*c));
-	if (!c) {
-		close(up);
-		goto refuse;
-	}
-	memset(c, 0, offsetof(struct or_conn, mem));
-	c->w = w;
-	c->routes = routes;
-	c->route = route;
-	c->ep = ep;
-	or_lb_acquire(&route->lb, ep);
-	or_pod_rt_get(l->pod);
-	c->pod = l->pod;
-	c->d2u.buf = c->mem;
-	c->u2d.buf = c->mem + OR_CONN_BUF;
-	c->connecting = in_progress;
-	ev_timer_init(&c->timer, on_timeout);
-	c->next = w->conns;
-	if (w->conns)
-		w->conns->prev = c;
-	w->conns = c;
-	c->up.fd = up;
-	if (ev_io_add(w->loop, &c->dn, fd, 0, on_dn) ||
-	    ev_io_add(w->loop, &c->up, up, in_progress ? EV_WRITE : 0, on_up)) {
-		c->up.fd = up;
-		conn_close(c, true);
+	if (route->protocol == OR_PROTOCOL_HTTP) {
+		or_http_accept(w, l->pod, routes, route, fd);
 		return;
 	}
-	if (or_log_enabled(OR_LOG_DEBUG)) {
-		char a[OR_IP_STRLEN], b[OR_IP_STRLEN];
-
-		or_debug("proxying", "pod=%s service=%s dst=%s:%u endpoint=%s:%u worker=%u",
-			 l->pod->name, route->name, or_ip_str(&vip, a, sizeof(a)), dst.port,
-			 or_ip_str(&route->eps[ep].ip, b, sizeof(b)), route->eps[ep].port, w->id);
+	if (or_cb_overflow(route, OR_CB_MAX_CONNECTIONS,
+			   atomic_load(&route->metrics->active_connections))) {
+		or_debug("circuit breaker overflow", "pod=%s service=%s limit=max_connections",
+			 l->pod->name, route->name);
+		goto refuse;
 	}
-	if (in_progress)
-		ev_timer_start(w->loop, &c->timer, route->connect_timeout_ms);
-	else
-		connected(c);
+	l4_start(w, l, routes, route, fd);
 	return;
 
 refuse:
@@ -344,11 +492,9 @@ refuse:
 
 void or_proxy_close_all(struct or_worker *w)
 {
-	while (w->conns) {
-		struct or_conn *c = w->conns;
-
-		conn_close(c, false);
-	}
+	while (w->conns)
+		conn_close(w->conns, false);
+	or_http_close_all(w);
 	/* Run the frees conn_close deferred: the loop is not running any more. */
 	ev_run_deferred(w->loop);
 }

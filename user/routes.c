@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "health.h"
 #include "routes.h"
 
 static pthread_mutex_t current_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -84,6 +85,8 @@ static void routes_free(struct or_routes *r)
 	for (size_t i = 0; i < r->n; i++) {
 		or_lb_free(&r->v[i].lb);
 		free(r->v[i].eps);
+		if (r->v[i].metrics) /* set last in build: the budget was initialised */
+			or_budget_destroy(&r->v[i].budget);
 	}
 	free(r->v);
 	free(r);
@@ -108,6 +111,9 @@ static int resolve_eps(const struct or_config *cfg, const struct or_svc_cfg *svc
 			ep->ip = e->ip;
 			ep->port = e->port ? e->port : port->target_port;
 			ep->weight = e->weight ? e->weight : 1;
+			ep->health = or_health_get(&ep->ip, ep->port);
+			if (!ep->health)
+				return -ENOMEM;
 			err = id_lookup(&node_ids, e->node ? e->node : "", &node_id);
 			if (err)
 				return err;
@@ -127,6 +133,9 @@ static int resolve_eps(const struct or_config *cfg, const struct or_svc_cfg *svc
 		ep->ip = *ip;
 		ep->port = port->target_port;
 		ep->weight = 1;
+		ep->health = or_health_get(&ep->ip, ep->port);
+		if (!ep->health)
+			return -ENOMEM;
 		err = id_lookup(&node_ids, pod->node, &node_id);
 		if (err)
 			return err;
@@ -168,7 +177,9 @@ int or_routes_build(const struct or_config *cfg, struct or_routes **out)
 			rt->vip = svc->vip;
 			rt->port = svc->ports[j].port;
 			rt->mode = svc->mode;
+			rt->protocol = svc->ports[j].protocol;
 			rt->connect_timeout_ms = svc->policy.connect_timeout_ms;
+			rt->policy = svc->policy;
 			snprintf(rt->name, sizeof(rt->name), "%s/%s", svc->namespace, svc->name);
 			snprintf(idname, sizeof(idname), "%s:%u", rt->name, rt->port);
 			err = id_lookup(&svc_ids, idname, &rt->svc_id);
@@ -190,6 +201,14 @@ int or_routes_build(const struct or_config *cfg, struct or_routes **out)
 			free(weights);
 			if (err)
 				goto fail;
+			or_budget_init(&rt->budget, svc->policy.retries.budget_percent,
+				       svc->policy.retries.budget_min_retries_per_s);
+			rt->metrics = or_metrics_service(rt->name);
+			if (!rt->metrics) {
+				or_budget_destroy(&rt->budget);
+				err = -ENOMEM;
+				goto fail;
+			}
 		}
 	}
 	qsort(r->v, r->n, sizeof(*r->v), route_cmp);

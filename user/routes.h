@@ -12,14 +12,19 @@
 #include <stdint.h>
 
 #include "or_abi.h"
+#include "budget.h"
 #include "config.h"
 #include "lb.h"
+#include "metrics.h"
+
+struct or_health;
 
 struct or_route_ep {
 	struct or_ip ip;
 	uint16_t port;
 	uint32_t weight;
 	uint32_t node_id;
+	struct or_health *health; /* outlier state, shared by every route to this ip:port */
 };
 
 struct or_route {
@@ -27,8 +32,12 @@ struct or_route {
 	uint16_t port;
 	uint32_t svc_id; /* stable for (namespace/name, port) for the agent's life */
 	enum or_svc_mode_cfg mode;
+	enum or_protocol protocol;
 	char name[OR_NAME_LEN];
 	uint32_t connect_timeout_ms;
+	struct or_policy_cfg policy;
+	struct or_svc_metrics *metrics; /* by service name, for the agent's life */
+	struct or_budget budget;        /* retry budget of this service port */
 	struct or_route_ep *eps;
 	size_t n_eps;
 	struct or_lb lb;

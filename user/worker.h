@@ -15,6 +15,8 @@
 #include "pod.h"
 
 struct or_conn;
+struct or_hconn;
+struct or_pooled;
 struct or_wcmd;
 
 struct or_worker {
@@ -26,7 +28,10 @@ struct or_worker {
 	pthread_mutex_t cmd_lock;
 	struct or_wcmd *cmds;     /* queued by the main thread */
 	struct or_lsn_reg *lsns;  /* listeners this worker watches */
-	struct or_conn *conns;    /* connections this worker owns */
+	struct or_conn *conns;    /* L4 connections this worker owns */
+	struct or_hconn *hconns;  /* HTTP connections this worker owns */
+	struct or_pooled *pool;   /* idle upstream HTTP connections */
+	unsigned int pool_len;
 	uint64_t rng;             /* xorshift state for load balancing */
 };
 

@@ -25,6 +25,15 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } or_backends SEC(".maps");
 
+/* Writer: agent (outlier detection). Reader: connect4/6. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, OR_MAX_SERVICES * 8);
+	__type(key, struct or_breaker_key);
+	__type(value, struct or_breaker_val);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} or_breakers SEC(".maps");
+
 /* Writer: agent. Reader: outriderctl; identity lookups in later programs. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);

@@ -38,7 +38,7 @@ backends_seen()
 	run pod_exec client curl -sS --max-time 3 "http://$E2E_VIP/"
 	echo "$output"
 	[ "$status" -eq 0 ]
-	[[ "$output" =~ peer=10\.244\.1\.2:[0-9]+$ ]]
+	[[ "$output" =~ peer=10\.244\.1\.2:[0-9]+( |$) ]]
 }
 
 @test "proxy: IPv6 VIP answers, and repeated requests reach every backend" {

@@ -301,8 +301,8 @@ Test(config, unknown_keys)
 		 8, "services[0].endpoints[0]: unknown key 'wieght'");
 	load_bad("policy.yaml",
 		 "node: a\nservices:\n  - name: s\n    vip: 10.0.0.1\n    ports: [{port: 80}]\n"
-		 "    policy:\n      retries: 3\n",
-		 7, "services[0].policy: unknown key 'retries'");
+		 "    policy:\n      retry: 3\n",
+		 7, "services[0].policy: unknown key 'retry'");
 }
 
 Test(config, unknown_key_lists_the_expected_ones)
@@ -799,6 +799,558 @@ Test(config, bad_file_names_its_path)
 	snprintf(want, sizeof(want), "%s:3: workers:", path);
 	cr_expect_eq(ret, -EINVAL);
 	cr_expect(strncmp(err, want, strlen(want)) == 0, "%s", err);
+}
+
+/* ---- policy ------------------------------------------------------------- */
+
+/* Every policy test starts with these 6 lines; the policy body starts at line 7. */
+#define POLICY_HEAD                                                             \
+	"node: a\nservices:\n  - name: s\n    vip: 10.0.0.1\n    ports: [{port: 80}]\n" \
+	"    policy:\n"
+
+static struct or_config *policy_ok(const char *name, const char *body)
+{
+	char yaml[2048];
+
+	snprintf(yaml, sizeof(yaml), "%s%s", POLICY_HEAD, body);
+	return load_ok(name, yaml);
+}
+
+static void policy_bad(const char *name, const char *body, int line, const char *frag)
+{
+	char yaml[2048];
+
+	snprintf(yaml, sizeof(yaml), "%s%s", POLICY_HEAD, body);
+	load_bad(name, yaml, line, frag);
+}
+
+static void expect_default_policy(const struct or_policy_cfg *p)
+{
+	const struct or_retry_cfg *r = &p->retries;
+
+	cr_expect_eq(p->connect_timeout_ms, 1000);
+	cr_expect_eq(p->timeout_ms, 15000);
+	cr_expect_eq(p->idle_timeout_ms, 3600000);
+	cr_expect_eq(p->load_balancer, OR_LB_ROUND_ROBIN);
+	cr_expect_eq(r->attempts, 2);
+	cr_expect_eq(r->retry_on, OR_RETRY_ON_ALL);
+	cr_expect_eq(r->retry_on,
+		     OR_RETRY_ON_CONNECT_FAILURE | OR_RETRY_ON_RESET | OR_RETRY_ON_5XX |
+			     OR_RETRY_ON_GATEWAY_ERROR | OR_RETRY_ON_RETRIABLE_STATUS);
+	cr_expect_eq(r->n_retriable_status_codes, 1);
+	cr_expect_eq(r->retriable_status_codes[0], 503);
+	cr_expect_eq(r->per_try_timeout_ms, 0);
+	cr_expect_eq(r->backoff_base_ms, 25);
+	cr_expect_eq(r->backoff_max_ms, 250);
+	cr_expect_eq(r->budget_percent, 20);
+	cr_expect_eq(r->budget_min_retries_per_s, 10);
+	cr_expect_eq(r->max_body_bytes, 65536);
+	cr_expect_eq(p->circuit_breaker.max_connections, 1024);
+	cr_expect_eq(p->circuit_breaker.max_pending_requests, 1024);
+	cr_expect_eq(p->circuit_breaker.max_requests, 1024);
+	cr_expect_eq(p->circuit_breaker.max_retries, 3);
+	cr_expect_eq(p->outlier_detection.consecutive_5xx, 5);
+	cr_expect_eq(p->outlier_detection.consecutive_connect_failures, 5);
+	cr_expect_eq(p->outlier_detection.interval_ms, 10000);
+	cr_expect_eq(p->outlier_detection.base_ejection_time_ms, 30000);
+	cr_expect_eq(p->outlier_detection.max_ejection_percent, 50);
+}
+
+Test(policy, defaults_function)
+{
+	struct or_policy_cfg p;
+
+	memset(&p, 0xa5, sizeof(p));
+	or_policy_defaults(&p);
+	expect_default_policy(&p);
+}
+
+Test(policy, every_service_gets_the_defaults)
+{
+	struct or_config *cfg = load_ok("pdefaults.yaml",
+					"node: a\nservices:\n"
+					"  - {name: a, vip: 10.0.0.1, ports: [{port: 1}]}\n"
+					"  - {name: b, vip: 10.0.0.2, ports: [{port: 1}],\n"
+					"     policy: {}}\n"
+					"  - {name: c, vip: 10.0.0.3, ports: [{port: 1}],\n"
+					"     policy: ~}\n"
+					"  - name: d\n    vip: 10.0.0.4\n    ports: [{port: 1}]\n"
+					"    policy:\n      retries:\n      circuit_breaker: {}\n"
+					"      outlier_detection: ~\n");
+
+	cr_assert_eq(cfg->n_services, 4);
+	for (size_t i = 0; i < cfg->n_services; i++)
+		expect_default_policy(&cfg->services[i].policy);
+	or_config_free(cfg);
+}
+
+/* The issue's example, every key given and none at its default. */
+static const char issue_policy[] =
+	"      connect_timeout_ms: 2000\n"			/* 7 */
+	"      timeout_ms: 30000\n"				/* 8 */
+	"      idle_timeout_ms: 0\n"				/* 9 */
+	"      load_balancer: random\n"				/* 10 */
+	"      retries:\n"					/* 11 */
+	"        attempts: 4\n"					/* 12 */
+	"        retry_on: [connect-failure, gateway-error, retriable-status-codes]\n"
+	"        retriable_status_codes: [429, 503, 599, 100]\n"	/* 14 */
+	"        per_try_timeout_ms: 30000\n"			/* 15 */
+	"        backoff: {base_ms: 10, max_ms: 1000}\n"	/* 16 */
+	"        budget: {percent: 0, min_retries_per_s: 100000}\n"
+	"        max_body_bytes: 0\n"				/* 18 */
+	"      circuit_breaker: {max_connections: 10000000, max_pending_requests: 1,\n"
+	"                        max_requests: 7, max_retries: 0}\n"
+	"      outlier_detection:\n"				/* 21 */
+	"        consecutive_5xx: 0\n"				/* 22 */
+	"        consecutive_connect_failures: 1\n"		/* 23 */
+	"        interval_ms: 3600000\n"			/* 24 */
+	"        base_ejection_time_ms: 86400000\n"		/* 25 */
+	"        max_ejection_percent: 100\n";			/* 26 */
+
+Test(policy, every_key)
+{
+	struct or_config *cfg = policy_ok("pfull.yaml", issue_policy);
+	const struct or_policy_cfg *p = &cfg->services[0].policy;
+	const struct or_retry_cfg *r = &p->retries;
+
+	cr_expect_eq(p->connect_timeout_ms, 2000);
+	cr_expect_eq(p->timeout_ms, 30000);
+	cr_expect_eq(p->idle_timeout_ms, 0);
+	cr_expect_eq(p->load_balancer, OR_LB_RANDOM);
+	cr_expect_eq(r->attempts, 4);
+	cr_expect_eq(r->retry_on, OR_RETRY_ON_CONNECT_FAILURE | OR_RETRY_ON_GATEWAY_ERROR |
+					  OR_RETRY_ON_RETRIABLE_STATUS);
+	cr_assert_eq(r->n_retriable_status_codes, 4);
+	cr_expect_eq(r->retriable_status_codes[0], 429);
+	cr_expect_eq(r->retriable_status_codes[1], 503);
+	cr_expect_eq(r->retriable_status_codes[2], 599);
+	cr_expect_eq(r->retriable_status_codes[3], 100);
+	cr_expect_eq(r->per_try_timeout_ms, 30000, "equal to timeout_ms is allowed");
+	cr_expect_eq(r->backoff_base_ms, 10);
+	cr_expect_eq(r->backoff_max_ms, 1000);
+	cr_expect_eq(r->budget_percent, 0);
+	cr_expect_eq(r->budget_min_retries_per_s, 100000);
+	cr_expect_eq(r->max_body_bytes, 0);
+	cr_expect_eq(p->circuit_breaker.max_connections, 10000000);
+	cr_expect_eq(p->circuit_breaker.max_pending_requests, 1);
+	cr_expect_eq(p->circuit_breaker.max_requests, 7);
+	cr_expect_eq(p->circuit_breaker.max_retries, 0);
+	cr_expect_eq(p->outlier_detection.consecutive_5xx, 0);
+	cr_expect_eq(p->outlier_detection.consecutive_connect_failures, 1);
+	cr_expect_eq(p->outlier_detection.interval_ms, 3600000);
+	cr_expect_eq(p->outlier_detection.base_ejection_time_ms, 86400000);
+	cr_expect_eq(p->outlier_detection.max_ejection_percent, 100);
+	or_config_free(cfg);
+}
+
+Test(policy, partial_blocks_keep_the_other_defaults)
+{
+	struct or_config *cfg = policy_ok("ppartial.yaml",
+					  "      retries: {attempts: 0, budget: {percent: 50}}\n"
+					  "      outlier_detection: {max_ejection_percent: 10}\n");
+	struct or_policy_cfg want;
+	const struct or_policy_cfg *p = &cfg->services[0].policy;
+
+	or_policy_defaults(&want);
+	cr_expect_eq(p->retries.attempts, 0);
+	cr_expect_eq(p->retries.budget_percent, 50);
+	cr_expect_eq(p->retries.budget_min_retries_per_s, 10);
+	cr_expect_eq(p->retries.retry_on, OR_RETRY_ON_ALL);
+	cr_expect_eq(p->retries.n_retriable_status_codes, 1);
+	cr_expect_eq(p->outlier_detection.max_ejection_percent, 10);
+	cr_expect_eq(p->outlier_detection.consecutive_5xx, 5);
+	want.retries.attempts = 0;
+	want.retries.budget_percent = 50;
+	want.outlier_detection.max_ejection_percent = 10;
+	cr_expect(memcmp(p, &want, sizeof(want)) == 0, "nothing else changed");
+	or_config_free(cfg);
+}
+
+Test(policy, retry_on_lists)
+{
+	struct or_config *cfg = policy_ok("pron.yaml", "      retries: {retry_on: [5xx, reset]}\n");
+
+	cr_expect_eq(cfg->services[0].policy.retries.retry_on, OR_RETRY_ON_5XX | OR_RETRY_ON_RESET);
+	or_config_free(cfg);
+
+	/* An empty list retries on nothing; it does not fall back to the default. */
+	cfg = policy_ok("pronempty.yaml",
+			"      retries: {retry_on: [], retriable_status_codes: []}\n");
+	cr_expect_eq(cfg->services[0].policy.retries.retry_on, 0);
+	cr_expect_eq(cfg->services[0].policy.retries.n_retriable_status_codes, 0);
+	or_config_free(cfg);
+
+	cfg = policy_ok("pronall.yaml",
+			"      retries:\n        retry_on:\n          - retriable-status-codes\n"
+			"          - gateway-error\n          - 5xx\n          - reset\n"
+			"          - connect-failure\n");
+	cr_expect_eq(cfg->services[0].policy.retries.retry_on, OR_RETRY_ON_ALL);
+	or_config_free(cfg);
+}
+
+Test(policy, sixteen_status_codes_fit)
+{
+	struct or_config *cfg = policy_ok(
+		"p16.yaml", "      retries:\n        retriable_status_codes: [500, 501, 502, 503, "
+			    "504, 505, 506, 507, 508, 509, 510, 511, 512, 513, 514, 515]\n");
+
+	cr_expect_eq(cfg->services[0].policy.retries.n_retriable_status_codes, 16);
+	cr_expect_eq(cfg->services[0].policy.retries.retriable_status_codes[15], 515);
+	or_config_free(cfg);
+}
+
+Test(policy, backoff_max_defaults_to_ten_times_base)
+{
+	struct or_config *cfg = policy_ok("pbo.yaml", "      retries: {backoff: {base_ms: 100}}\n");
+
+	cr_expect_eq(cfg->services[0].policy.retries.backoff_base_ms, 100);
+	cr_expect_eq(cfg->services[0].policy.retries.backoff_max_ms, 1000);
+	or_config_free(cfg);
+
+	cfg = policy_ok("pbomax.yaml", "      retries: {backoff: {base_ms: 60000}}\n");
+	cr_expect_eq(cfg->services[0].policy.retries.backoff_max_ms, 600000, "capped");
+	or_config_free(cfg);
+
+	cfg = policy_ok("pboeq.yaml", "      retries: {backoff: {base_ms: 7, max_ms: 7}}\n");
+	cr_expect_eq(cfg->services[0].policy.retries.backoff_max_ms, 7, "max == base is fine");
+	or_config_free(cfg);
+
+	cfg = policy_ok("pbomaxonly.yaml", "      retries: {backoff: {max_ms: 30}}\n");
+	cr_expect_eq(cfg->services[0].policy.retries.backoff_base_ms, 25);
+	cr_expect_eq(cfg->services[0].policy.retries.backoff_max_ms, 30);
+	or_config_free(cfg);
+}
+
+Test(policy, per_try_timeout_against_timeout)
+{
+	struct or_config *cfg;
+
+	/* timeout_ms 0 means none: any per-try timeout fits. */
+	cfg = policy_ok("ppt0.yaml",
+			"      timeout_ms: 0\n      retries: {per_try_timeout_ms: 600000}\n");
+	cr_expect_eq(cfg->services[0].policy.timeout_ms, 0);
+	cr_expect_eq(cfg->services[0].policy.retries.per_try_timeout_ms, 600000);
+	or_config_free(cfg);
+	cfg = policy_ok("ppt1.yaml",
+			"      timeout_ms: 1\n      retries: {per_try_timeout_ms: 0}\n");
+	or_config_free(cfg);
+
+	policy_bad("pptlong.yaml",
+		   "      timeout_ms: 1000\n      retries:\n        per_try_timeout_ms: 1001\n", 9,
+		   "services[0].policy.retries.per_try_timeout_ms: 1001 is longer than timeout_ms 1000 (line 7)");
+	/* Order in the file does not matter; the per-try line is named. */
+	policy_bad("pptafter.yaml",
+		   "      retries:\n        per_try_timeout_ms: 5000\n      timeout_ms: 4000\n", 8,
+		   "per_try_timeout_ms: 5000 is longer than timeout_ms 4000 (line 9)");
+	policy_bad("pptdefault.yaml", "      retries: {per_try_timeout_ms: 15001}\n", 7,
+		   "15001 is longer than timeout_ms 15000 (the default)");
+}
+
+Test(policy, protocol_http_in_any_case)
+{
+	struct or_config *cfg = load_ok("http.yaml",
+					"node: a\nservices:\n  - name: s\n    vip: 10.0.0.1\n"
+					"    ports:\n      - {port: 80, protocol: http}\n"
+					"      - {port: 81, protocol: HTTP}\n"
+					"      - {port: 82, protocol: Http}\n"
+					"      - {port: 83, protocol: tCp}\n"
+					"      - {port: 84}\n");
+
+	cr_expect_eq(cfg->services[0].ports[0].protocol, OR_PROTOCOL_HTTP);
+	cr_expect_eq(cfg->services[0].ports[1].protocol, OR_PROTOCOL_HTTP);
+	cr_expect_eq(cfg->services[0].ports[2].protocol, OR_PROTOCOL_HTTP);
+	cr_expect_eq(cfg->services[0].ports[3].protocol, OR_PROTOCOL_TCP);
+	cr_expect_eq(cfg->services[0].ports[4].protocol, OR_PROTOCOL_TCP, "tcp by default");
+	or_config_free(cfg);
+
+	load_bad("https.yaml",
+		 "node: a\nservices:\n  - name: s\n    vip: 10.0.0.1\n    ports:\n"
+		 "      - {port: 443, protocol: https}\n",
+		 6, "services[0].ports[0].protocol: protocol 'https' is not supported (tcp, http)");
+	load_bad("http2.yaml",
+		 "node: a\nservices:\n  - name: s\n    vip: 10.0.0.1\n    ports:\n"
+		 "      - {port: 443, protocol: [http]}\n",
+		 6, "protocol: expected a string, got a list");
+}
+
+Test(policy, shared_through_an_alias)
+{
+	struct or_config *cfg = load_ok(
+		"palias.yaml", "node: a\nservices:\n"
+			       "  - {name: a, vip: 10.0.0.1, ports: [{port: 1}],\n"
+			       "     policy: &p {retries: {attempts: 7, retry_on: [reset]}}}\n"
+			       "  - {name: b, vip: 10.0.0.2, ports: [{port: 1}], policy: *p}\n");
+
+	for (int i = 0; i < 2; i++) {
+		cr_expect_eq(cfg->services[i].policy.retries.attempts, 7);
+		cr_expect_eq(cfg->services[i].policy.retries.retry_on, OR_RETRY_ON_RESET);
+		cr_expect_eq(cfg->services[i].policy.retries.backoff_max_ms, 250);
+	}
+	or_config_free(cfg);
+}
+
+Test(policy, unknown_keys_and_types)
+{
+	policy_bad("pk1.yaml", "      retries:\n        attempt: 3\n", 8,
+		   "services[0].policy.retries: unknown key 'attempt' (expected one of: attempts, retry_on");
+	policy_bad("pk2.yaml", "      retries: {backoff: {base: 1}}\n", 7,
+		   "services[0].policy.retries.backoff: unknown key 'base'");
+	policy_bad("pk3.yaml", "      retries: {budget: {min_retries: 1}}\n", 7,
+		   "services[0].policy.retries.budget: unknown key 'min_retries'");
+	policy_bad("pk4.yaml", "      circuit_breaker:\n        max_conns: 1\n", 8,
+		   "services[0].policy.circuit_breaker: unknown key 'max_conns'");
+	policy_bad("pk5.yaml",
+		   "      outlier_detection:\n\n        consecutive_gateway_failure: 1\n", 9,
+		   "services[0].policy.outlier_detection: unknown key 'consecutive_gateway_failure'");
+	policy_bad("pk6.yaml", "      retries: {attempts: 1, attempts: 2}\n", 7,
+		   "duplicate key 'attempts'");
+
+	policy_bad("pt1.yaml", "      retries: 3\n", 7,
+		   "services[0].policy.retries: expected a mapping, got a scalar");
+	policy_bad("pt2.yaml", "      retries:\n        retry_on: 5xx\n", 8,
+		   "services[0].policy.retries.retry_on: expected a list, got a scalar");
+	policy_bad("pt3.yaml",
+		   "      retries:\n        retry_on:\n          - reset\n          - [5xx]\n", 10,
+		   "services[0].policy.retries.retry_on[1]: expected a string, got a list");
+	policy_bad("pt4.yaml", "      retries: {retriable_status_codes: 503}\n", 7,
+		   "retriable_status_codes: expected a list, got a scalar");
+	policy_bad("pt5.yaml", "      retries: {retriable_status_codes: [\"503\"]}\n", 7,
+		   "retriable_status_codes[0]: '503' is not an integer");
+	policy_bad("pt6.yaml", "      retries: {backoff: [1, 2]}\n", 7,
+		   "retries.backoff: expected a mapping, got a list");
+	policy_bad("pt7.yaml", "      circuit_breaker: 5\n", 7,
+		   "policy.circuit_breaker: expected a mapping, got a scalar");
+	policy_bad("pt8.yaml", "      outlier_detection: [5]\n", 7,
+		   "policy.outlier_detection: expected a mapping, got a list");
+	policy_bad("pt9.yaml", "      timeout_ms: 1.5\n", 7,
+		   "policy.timeout_ms: '1.5' is not an integer");
+	policy_bad("pt10.yaml", "      retries: {budget: 20}\n", 7,
+		   "retries.budget: expected a mapping, got a scalar");
+}
+
+struct range_case {
+	const char *body;  /* one line, at line 7 */
+	const char *frag;
+};
+
+Test(policy, out_of_range)
+{
+	static const struct range_case cases[] = {
+		{ "timeout_ms: 86400001",
+		  "policy.timeout_ms: 86400001 is out of range (0-86400000)" },
+		{ "idle_timeout_ms: 86400001", "policy.idle_timeout_ms: 86400001 is out of range" },
+		{ "retries: {attempts: 11}", "retries.attempts: 11 is out of range (0-10)" },
+		{ "retries: {per_try_timeout_ms: 600001}",
+		  "retries.per_try_timeout_ms: 600001 is out of range (0-600000)" },
+		{ "retries: {backoff: {base_ms: 0}}",
+		  "backoff.base_ms: 0 is out of range (1-60000)" },
+		{ "retries: {backoff: {base_ms: 60001}}", "base_ms: 60001 is out of range" },
+		{ "retries: {backoff: {max_ms: 600001}}",
+		  "backoff.max_ms: 600001 is out of range (1-600000)" },
+		{ "retries: {budget: {percent: 101}}",
+		  "budget.percent: 101 is out of range (0-100)" },
+		{ "retries: {budget: {min_retries_per_s: 100001}}",
+		  "budget.min_retries_per_s: 100001 is out of range (0-100000)" },
+		{ "retries: {max_body_bytes: 16777217}",
+		  "retries.max_body_bytes: 16777217 is out of range (0-16777216)" },
+		{ "retries: {retriable_status_codes: [99]}",
+		  "retriable_status_codes[0]: 99 is not an HTTP status code (100-599)" },
+		{ "retries: {retriable_status_codes: [503, 600]}",
+		  "retriable_status_codes[1]: 600 is not an HTTP status code (100-599)" },
+		{ "circuit_breaker: {max_connections: 0}",
+		  "circuit_breaker.max_connections: 0 is out of range (1-10000000)" },
+		{ "circuit_breaker: {max_connections: 10000001}", "10000001 is out of range" },
+		{ "circuit_breaker: {max_pending_requests: 0}",
+		  "circuit_breaker.max_pending_requests: 0 is out of range (1-10000000)" },
+		{ "circuit_breaker: {max_requests: 0}",
+		  "circuit_breaker.max_requests: 0 is out of range (1-10000000)" },
+		{ "circuit_breaker: {max_retries: 10000001}",
+		  "circuit_breaker.max_retries: 10000001 is out of range (0-10000000)" },
+		{ "outlier_detection: {consecutive_5xx: 10000001}",
+		  "outlier_detection.consecutive_5xx: 10000001 is out of range (0-10000000)" },
+		{ "outlier_detection: {consecutive_connect_failures: 10000001}",
+		  "consecutive_connect_failures: 10000001 is out of range" },
+		{ "outlier_detection: {interval_ms: 0}",
+		  "outlier_detection.interval_ms: 0 is out of range (1-3600000)" },
+		{ "outlier_detection: {interval_ms: 3600001}", "3600001 is out of range" },
+		{ "outlier_detection: {base_ejection_time_ms: 0}",
+		  "base_ejection_time_ms: 0 is out of range (1-86400000)" },
+		{ "outlier_detection: {base_ejection_time_ms: 86400001}",
+		  "86400001 is out of range" },
+		{ "outlier_detection: {max_ejection_percent: 101}",
+		  "max_ejection_percent: 101 is out of range (0-100)" },
+		{ "retries: {attempts: -1}", "retries.attempts: '-1' is not an integer" },
+	};
+	char body[256];
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		snprintf(body, sizeof(body), "      %s\n", cases[i].body);
+		policy_bad(cases[i].body, body, 7, cases[i].frag);
+	}
+}
+
+Test(policy, range_edges_are_accepted)
+{
+	struct or_config *cfg = policy_ok(
+		"pedges.yaml",
+		"      connect_timeout_ms: 600000\n      timeout_ms: 86400000\n"
+		"      idle_timeout_ms: 86400000\n"
+		"      retries: {attempts: 10, per_try_timeout_ms: 1, max_body_bytes: 16777216,\n"
+		"                backoff: {base_ms: 1, max_ms: 600000},\n"
+		"                budget: {percent: 100, min_retries_per_s: 0},\n"
+		"                retriable_status_codes: [100, 599]}\n"
+		"      circuit_breaker: {max_connections: 1, max_retries: 10000000}\n"
+		"      outlier_detection: {consecutive_5xx: 10000000, interval_ms: 1,\n"
+		"                          base_ejection_time_ms: 1, max_ejection_percent: 0}\n");
+	const struct or_policy_cfg *p = &cfg->services[0].policy;
+
+	cr_expect_eq(p->retries.attempts, 10);
+	cr_expect_eq(p->retries.backoff_max_ms, 600000);
+	cr_expect_eq(p->retries.budget_percent, 100);
+	cr_expect_eq(p->circuit_breaker.max_retries, 10000000);
+	cr_expect_eq(p->outlier_detection.max_ejection_percent, 0);
+	or_config_free(cfg);
+}
+
+Test(policy, list_rules)
+{
+	policy_bad("pdupron.yaml",
+		   "      retries:\n        retry_on:\n          - 5xx\n          - reset\n"
+		   "          - 5xx\n",
+		   11, "services[0].policy.retries.retry_on[2]: duplicate retry_on entry '5xx' (first at line 9)");
+	policy_bad("pbadron.yaml", "      retries: {retry_on: [5xx, connect_failure]}\n", 7,
+		   "retry_on[1]: 'connect_failure' is not a retry_on condition (connect-failure, reset");
+	policy_bad("pcaseron.yaml", "      retries: {retry_on: [5XX]}\n", 7,
+		   "'5XX' is not a retry_on condition");
+	policy_bad("pdupcode.yaml",
+		   "      retries:\n        retriable_status_codes:\n          - 503\n"
+		   "          - 429\n          - 503\n",
+		   11, "retriable_status_codes[2]: duplicate status code 503 (first at line 9)");
+	policy_bad("p17codes.yaml",
+		   "      retries:\n        retriable_status_codes: [500, 501, 502, 503, 504, 505, "
+		   "506, 507, 508, 509, 510, 511, 512, 513, 514, 515, 516]\n",
+		   8, "retries.retriable_status_codes: 17 status codes, at most 16");
+}
+
+Test(policy, backoff_max_below_base)
+{
+	policy_bad("pbolow.yaml",
+		   "      retries:\n        backoff:\n"
+		   "          base_ms: 100\n          max_ms: 99\n",
+		   10, "services[0].policy.retries.backoff: max_ms 99 is less than base_ms 100");
+	/* The default base counts too; the message says it was the default. */
+	policy_bad("pbolowdef.yaml", "      retries: {backoff: {max_ms: 24}}\n", 7,
+		   "backoff: max_ms 24 is less than base_ms 25 (the default)");
+	/* max_ms before base_ms in the file: still the max_ms line. */
+	policy_bad("pbolowrev.yaml",
+		   "      retries:\n        backoff:\n          max_ms: 5\n          base_ms: 6\n",
+		   9, "max_ms 5 is less than base_ms 6");
+}
+
+/* ---- admin and ready addresses ------------------------------------------ */
+
+Test(listeners, defaults)
+{
+	struct or_config *cfg = load_ok("ldef.yaml", "node: a\n");
+
+	cr_expect_eq(cfg->admin_ip.family, AF_INET);
+	cr_expect_str_eq(ip_str(&cfg->admin_ip), "127.0.0.1");
+	cr_expect_eq(cfg->admin_port, 15020);
+	cr_expect_eq(cfg->ready_ip.family, AF_INET);
+	cr_expect_str_eq(ip_str(&cfg->ready_ip), "127.0.0.1");
+	cr_expect_eq(cfg->ready_port, 15021);
+	or_config_free(cfg);
+}
+
+Test(listeners, given)
+{
+	struct or_config *cfg = load_ok("lgiven.yaml", "node: a\n"
+						       "admin_address: 0.0.0.0:25020\n"
+						       "ready_address: \"[::1]:25021\"\n");
+
+	cr_expect_str_eq(ip_str(&cfg->admin_ip), "0.0.0.0");
+	cr_expect_eq(cfg->admin_port, 25020);
+	cr_expect_eq(cfg->ready_ip.family, AF_INET6);
+	cr_expect_str_eq(ip_str(&cfg->ready_ip), "::1");
+	cr_expect_eq(cfg->ready_port, 25021);
+	or_config_free(cfg);
+
+	/* A second agent on the same machine: same ports, another address. */
+	cfg = load_ok("lsecond.yaml", "node: a\nadmin_address: 127.0.0.2:15020\n"
+				      "ready_address: 127.0.0.2:15021\n");
+	cr_expect_str_eq(ip_str(&cfg->admin_ip), "127.0.0.2");
+	or_config_free(cfg);
+
+	/* The two defaults swapped. */
+	cfg = load_ok("lone.yaml", "node: a\nadmin_address: 127.0.0.1:15021\n"
+				   "ready_address: 127.0.0.1:15020\n");
+	cr_expect_eq(cfg->admin_port, 15021);
+	cr_expect_eq(cfg->ready_port, 15020);
+	or_config_free(cfg);
+
+	/* Only the admin address moves; ready keeps its default. */
+	cfg = load_ok("lv6.yaml", "node: a\nadmin_address: '[fd00::1]:65535'\n");
+	cr_expect_eq(cfg->admin_port, 65535);
+	cr_expect_eq(cfg->ready_port, 15021);
+	or_config_free(cfg);
+}
+
+Test(listeners, bad_addresses)
+{
+	load_bad("l1.yaml", "node: a\nadmin_address: 127.0.0.1\n", 2,
+		 "admin_address: '127.0.0.1': not an address (IP:PORT or [IPv6]:PORT)");
+	load_bad("l2.yaml", "node: a\nready_address: localhost:15021\n", 2,
+		 "ready_address: 'localhost:15021': not an address");
+	load_bad("l3.yaml", "node: a\nadmin_address: 127.0.0.1:0\n", 2,
+		 "'127.0.0.1:0': the port is not 1-65535");
+	load_bad("l4.yaml", "node: a\nadmin_address: 127.0.0.1:65536\n", 2,
+		 "the port is not 1-65535");
+	load_bad("l5.yaml", "node: a\nadmin_address: 127.0.0.1:080\n", 2,
+		 "the port is not 1-65535");
+	load_bad("l6.yaml", "node: a\nadmin_address: \"127.0.0.1:\"\n", 2,
+		 "the port is not 1-65535");
+	load_bad("l7.yaml", "node: a\nadmin_address: 127.0.0.1:8x\n", 2, "the port is not 1-65535");
+	load_bad("l8.yaml", "node: a\nadmin_address: \"::1:15020\"\n", 2,
+		 "an IPv6 address needs brackets");
+	load_bad("l9.yaml", "node: a\nadmin_address: \"[127.0.0.1]:15020\"\n", 2,
+		 "brackets are for IPv6 addresses only");
+	load_bad("l10.yaml", "node: a\nadmin_address: \"[::1]\"\n", 2, "not an address");
+	load_bad("l11.yaml", "node: a\nadmin_address: \"[::1:80\"\n", 2, "not an address");
+	load_bad("l12.yaml", "node: a\nadmin_address: \":80\"\n", 2, "not an address");
+	load_bad("l13.yaml", "node: a\nadmin_address: \"[]:80\"\n", 2, "not an address");
+	load_bad("l14.yaml", "node: a\nadmin_address: [127.0.0.1, 80]\n", 2,
+		 "admin_address: expected an address, got a list");
+	load_bad("l15.yaml", "node: a\nadmin_address: \"127.0.0.1:80\\0\"\n", 2, "not an address");
+	load_bad("l16.yaml", "node: a\nadmin_address: 127.0.0.1:99999999999999999999\n", 2,
+		 "the port is not 1-65535");
+}
+
+Test(listeners, must_differ)
+{
+	load_bad("lsame.yaml",
+		 "node: a\nadmin_address: 10.0.0.1:9000\nworkers: 1\nready_address: 10.0.0.1:9000\n",
+		 4, "ready_address: 10.0.0.1 port 9000 overlaps admin_address 10.0.0.1 port 9000 (line 2); they must differ");
+	/* The later key is the one named, whichever it is. */
+	load_bad("lsamerev.yaml",
+		 "node: a\nready_address: 10.0.0.1:9000\nadmin_address: 10.0.0.1:9000\n", 3,
+		 "admin_address: 10.0.0.1 port 9000 overlaps ready_address 10.0.0.1 port 9000 (line 2)");
+	load_bad("lsamedef.yaml", "node: a\nready_address: 127.0.0.1:15020\n", 2,
+		 "ready_address: 127.0.0.1 port 15020 overlaps admin_address 127.0.0.1 port 15020 (the default)");
+	load_bad("lsamedef2.yaml", "node: a\n\nadmin_address: 127.0.0.1:15021\n", 3,
+		 "admin_address: 127.0.0.1 port 15021 overlaps ready_address 127.0.0.1 port 15021 (the default)");
+	/* A wildcard address shares its port with every address. */
+	load_bad("lwild.yaml", "node: a\nadmin_address: 0.0.0.0:15021\n", 2,
+		 "overlaps ready_address 127.0.0.1 port 15021");
+	load_bad("lwild6.yaml", "node: a\nready_address: '[::]:15020'\n", 2,
+		 "ready_address: :: port 15020 overlaps admin_address 127.0.0.1");
+	load_bad("lsame6.yaml",
+		 "node: a\nready_address: '[fd00::1]:1'\nadmin_address: '[fd00:0::1]:1'\n", 3,
+		 "overlaps ready_address fd00::1 port 1");
+
+	/* Same address, other port; or same port, other specific address: fine. */
+	struct or_config *cfg = load_ok("lok.yaml", "node: a\nadmin_address: 10.0.0.1:1\n"
+						    "ready_address: 10.0.0.2:1\n");
+	or_config_free(cfg);
 }
 
 /* ---- enrollment and labels ---------------------------------------------- */

@@ -31,6 +31,22 @@
 #   agent_stop [SIG] / agent_reload   SIGTERM (waits up to 5 s) / SIGHUP
 #   wait_until TIMEOUT_MS CMD...  poll CMD every 50 ms
 #   cluster_cleanup               remove everything, end recorded processes
+#
+# Resilience helpers (issue 3):
+#   admin_get PATH / ready_get PATH   GET from the agent's admin / ready address
+#   metric NAME [LABEL=VALUE ...]     sum of NAME's samples with those labels (0 if none)
+#   upstream_fault POD PORT SPEC      set the fault of an upstream's port (control port)
+#   upstream_count POD PORT / upstream_reset POD PORT   requests received / zero them
+#   breakers_json                     or_breakers from bpftool as [{ip, port, state, ...}]
+#   breaker_of IP PORT                one endpoint's entry of breakers_json ("null": none)
+#   fault_backend_start POD [ARGS]    the upstream with the resilience tests' ports
+#   resilience_pods N / resilience_agent_up   their topology: client + be-1..be-N
+#
+# Every run gets its own admin_address and ready_address on 127.0.0.1 (two
+# free ports derived from the run id, OR_ADMIN_ADDR / OR_READY_ADDR, unless
+# set before cluster_init), written into the config when the agent knows
+# the keys (OR_ADMIN_ADDRESSES=auto|1|0), so agents of parallel runs never
+# compete for :15020 and :15021.
 
 OR_ROOT=${OR_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)}
 OR_BUILD=${OR_BUILD:-$OR_ROOT/build}
@@ -113,8 +129,9 @@ cluster_init()
 	OR_STATE="${TMPDIR:-/tmp}/outrider-test-${OR_ID}"
 	OR_CONFIG="$OR_STATE/outrider.yaml"
 	OR_AGENT_LOG="$OR_STATE/agent.log"
+	_or_pick_admin_addresses
 	export OR_ROOT OR_BUILD OR_NODE_NAME OR_ID CG2 OR_NS_PREFIX OR_NODE_NS OR_CG \
-		OR_PIN OR_STATE OR_CONFIG OR_AGENT_LOG
+		OR_PIN OR_STATE OR_CONFIG OR_AGENT_LOG OR_ADMIN_ADDR OR_READY_ADDR
 
 	if [ -n "${OR_IDS_FILE:-}" ]; then
 		echo "$OR_ID" >>"$OR_IDS_FILE"
@@ -131,6 +148,43 @@ cluster_init()
 	ip -n "$OR_NODE_NS" link set lo up
 	ip -n "$OR_NODE_NS" link add br0 type bridge stp_state 0 forward_delay 0 || return 1
 	ip -n "$OR_NODE_NS" link set br0 up
+}
+
+# A TCP port something listens on in the root netns.
+_or_port_busy()
+{
+	[ -n "$(ss -Hltn "sport = :$1" 2>/dev/null)" ]
+}
+
+# OR_ADMIN_ADDR and OR_READY_ADDR: two adjacent free loopback ports in
+# 20000..39999, derived from the run id (kept when set by the caller).
+_or_pick_admin_addresses()
+{
+	local port i
+	if [ -n "${OR_ADMIN_ADDR:-}" ] && [ -n "${OR_READY_ADDR:-}" ]; then
+		return 0
+	fi
+	port=$((20000 + (16#$OR_ID % 10000) * 2))
+	for ((i = 0; i < 200; i++)); do
+		if ! _or_port_busy "$port" && ! _or_port_busy $((port + 1)); then
+			break
+		fi
+		port=$((port + 2))
+		[ "$port" -lt 40000 ] || port=20000
+	done
+	OR_ADMIN_ADDR="127.0.0.1:$port"
+	OR_READY_ADDR="127.0.0.1:$((port + 1))"
+}
+
+# Whether to write admin_address/ready_address into the config: always (1),
+# never (0), or when build/outriderd knows the keys (auto, the default).
+_or_config_has_admin()
+{
+	case "${OR_ADMIN_ADDRESSES:-auto}" in
+	1) return 0 ;;
+	0) return 1 ;;
+	*) grep -qa admin_address "$OR_BUILD/outriderd" 2>/dev/null ;;
+	esac
 }
 
 pod_netns() { echo "${OR_NS_PREFIX}-$1"; }
@@ -278,6 +332,10 @@ cluster_config()
 		echo "node: $OR_NODE_NAME"
 		echo "pin_dir: $OR_PIN"
 		echo "cgroup_root: $CG2"
+		if _or_config_has_admin; then
+			echo "admin_address: $OR_ADMIN_ADDR"
+			echo "ready_address: $OR_READY_ADDR"
+		fi
 		cat "$OR_STATE/namespaces.yaml"
 		echo "pods:"
 		while read -r name ip4 ip6; do
@@ -300,6 +358,108 @@ cluster_config()
 ctl()
 {
 	"$OR_BUILD/outriderctl" --pin-dir "$OR_PIN" "$@"
+}
+
+# ---- resilience helpers (issue 3) -------------------------------------------
+
+# admin_get PATH [CURL ARGS...] / ready_get PATH [CURL ARGS...]: the body of
+# a GET to the agent's admin / ready address (from the root netns, loopback).
+admin_get()
+{
+	local path=$1
+	shift
+	curl -sS --max-time 3 "$@" "http://$OR_ADMIN_ADDR$path"
+}
+
+ready_get()
+{
+	local path=$1
+	shift
+	curl -sS --max-time 3 "$@" "http://$OR_READY_ADDR$path"
+}
+
+# metric NAME [LABEL=VALUE ...]: the sum of NAME's samples in /metrics whose
+# labels include every LABEL="VALUE" given; 0 when there is none. Fails
+# when /metrics cannot be read.
+metric()
+{
+	local name=$1 text
+	shift
+	text=$(admin_get /metrics) || return 1
+	awk -v name="$name" -v want="$*" '
+		BEGIN { n = split(want, w, " "); sum = 0 }
+		/^#/ || NF < 2 { next }
+		{
+			series = $1
+			for (i = 2; i < NF; i++) series = series " " $i
+			brace = index(series, "{")
+			mname = brace ? substr(series, 1, brace - 1) : series
+			if (mname != name) next
+			labels = brace ? substr(series, brace) : ""
+			for (i = 1; i <= n; i++) {
+				eq = index(w[i], "=")
+				pair = substr(w[i], 1, eq - 1) "=\"" substr(w[i], eq + 1) "\""
+				if (index(labels, "{" pair) == 0 && index(labels, "," pair) == 0) next
+			}
+			sum += $NF
+		}
+		END { printf "%.0f\n", sum }' <<<"$text"
+}
+
+# The upstream fixture's control port (tests start it with --control this).
+UPSTREAM_CONTROL_PORT=${UPSTREAM_CONTROL_PORT:-7000}
+
+# upstream_ctl POD PATH: a GET to the upstream's control port inside POD.
+upstream_ctl()
+{
+	pod_exec "$1" curl -sS --max-time 3 -f "http://127.0.0.1:$UPSTREAM_CONTROL_PORT$2"
+}
+
+# upstream_fault POD PORT SPEC: sets PORT's fault (see tests/fixtures/upstream.c).
+upstream_fault()
+{
+	local out
+	out=$(upstream_ctl "$1" "/fault?port=$2&spec=$3") && [ "$out" = ok ]
+}
+
+# upstream_count POD PORT: requests PORT received since start or upstream_reset.
+upstream_count()
+{
+	upstream_ctl "$1" "/count?port=$2"
+}
+
+upstream_reset()
+{
+	upstream_ctl "$1" "/reset?port=$2" >/dev/null
+}
+
+# breakers_json: the or_breakers map, as bpftool shows it, flattened to
+# [{ip, port, family, state, consecutive_failures, until_ns, ejections}]
+# (IPv4 endpoints as dotted quads; an address is four network-order words).
+breakers_json()
+{
+	bpftool -j map dump pinned "$OR_PIN/or_breakers" | jq -c '
+		def ip4: (.[0] % 256 | tostring) + "." + ((.[0] / 256 | floor) % 256 | tostring) + "."
+			+ ((.[0] / 65536 | floor) % 256 | tostring) + "." + ((.[0] / 16777216 | floor) % 256 | tostring);
+		map(.formatted // .) | map({
+			ip: (if .key.family == 2 then (.key.addr | ip4) else (.key.addr | tostring) end),
+			port: .key.port, family: .key.family,
+			state: .value.state, consecutive_failures: .value.consecutive_failures,
+			until_ns: .value.until_ns, ejections: .value.ejections })'
+}
+
+# ctl_breaker IP PORT: that endpoint's entry of `outriderctl breakers --json`, or null.
+ctl_breaker()
+{
+	ctl breakers --json | jq -c --arg ip "$1" --argjson port "$2" \
+		'map(select(.ip == $ip and .port == $port)) | .[0]'
+}
+
+# breaker_of IP PORT: that endpoint's entry of breakers_json, or null.
+breaker_of()
+{
+	breakers_json | jq -c --arg ip "$1" --argjson port "$2" \
+		'map(select(.ip == $ip and .port == $port)) | .[0]'
 }
 
 # agent_start CONFIG [ARGS...]: the agent in the root netns and the caller's
@@ -592,6 +752,61 @@ e2e_up()
 		return 0
 	fi
 	echo "--- e2e_up failed; agent log:" >&2
+	tail -n 60 "$OR_AGENT_LOG" >&2 2>/dev/null
+	echo "--- config:" >&2
+	cat "$OR_CONFIG" >&2 2>/dev/null
+	cluster_cleanup
+	return 1
+}
+
+# ---- the resilience topology (issue 3) ------------------------------------
+#
+# client (enrolled, 10.244.1.2) and backends be-1..be-N (10.244.1.1N, label
+# app=be), each running the fault-injecting upstream on fixed ports, so a
+# service picks the behaviour of an endpoint by its port:
+#   8080 http, healthy          8081 http, answers 503
+#   8082 http, refused          8083 http, answers after 3000 ms
+#   9000 echo                   9002 echo, refused
+#   7000 control (UPSTREAM_CONTROL_PORT): upstream_fault / upstream_count
+# Each file writes its services (cluster_services) and calls
+# resilience_agent_up.
+
+# fault_backend_start POD [UPSTREAM ARGS...]: extra --fault PORT=SPEC given
+# here replace the defaults above (the last --fault for a port wins).
+fault_backend_start()
+{
+	local pod=$1
+	shift
+	upstream_start "$pod" "$pod" --control "$UPSTREAM_CONTROL_PORT" \
+		--http 8080 --http 8081 --http 8082 --http 8083 --echo 9000 --echo 9002 \
+		--fault 8081=status=503 --fault 8082=refuse --fault 8083=delay=3000 \
+		--fault 9002=refuse "$@"
+}
+
+# resilience_pods N: cluster_init, the client and be-1..be-N, backends started.
+resilience_pods()
+{
+	local n=$1 i
+	cluster_init || return 1
+	pod_add client 10.244.1.2 || return 1
+	pod_label client app=client outrider.io/mode=enabled
+	for ((i = 1; i <= n; i++)); do
+		pod_add "be-$i" "10.244.1.1$i" || return 1
+		pod_label "be-$i" app=be
+		fault_backend_start "be-$i" || return 1
+	done
+}
+
+# resilience_agent_up: renders the config, starts the agent and waits until
+# the client is captured and (when the agent has one) /healthz/ready says
+# 200. On failure: the agent's log and config on stderr, and cleanup.
+resilience_agent_up()
+{
+	if cluster_config && agent_start "$OR_CONFIG" && agent_wait_ready 5000 client &&
+		{ ! _or_config_has_admin || wait_until 3000 ready_get /healthz/ready -f; }; then
+		return 0
+	fi
+	echo "--- resilience_agent_up failed; agent log:" >&2
 	tail -n 60 "$OR_AGENT_LOG" >&2 2>/dev/null
 	echo "--- config:" >&2
 	cat "$OR_CONFIG" >&2 2>/dev/null
