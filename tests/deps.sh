@@ -8,7 +8,8 @@ set -euo pipefail
 
 PACKAGES=(
 	clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev libssl-dev libyaml-dev
-	libjson-c-dev libcriterion-dev libhttp-parser-dev bats jq curl wrk iproute2 iperf3 gnuplot-nox
+	libjson-c-dev libcriterion-dev libhttp-parser-dev bats jq curl socat wrk iproute2 iperf3
+	gnuplot-nox
 	make gcc libc6-dev pkg-config
 )
 

@@ -489,6 +489,9 @@ static void advance_request(struct or_hconn *c)
 	uint32_t max_body = c->rt->policy.retries.max_body_bytes;
 	size_t h;
 
+	/* The last answer of this connection is decided: read nothing more. */
+	if (c->close_after && c->status)
+		return;
 	if (c->rq == RQ_HEAD) {
 		if (c->ts != TRY_NONE || c->llen)
 			return; /* one request at a time: the previous is still going out */
