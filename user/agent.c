@@ -331,6 +331,7 @@ void or_agent_stop(struct or_agent *a)
 		(unsigned long long)s->no_origdst, (unsigned long long)s->connect_failed,
 		(unsigned long long)s->connect_timeout, (unsigned long long)s->refused_limit);
 	close(a->signal_fd);
+	ev_run_deferred(a->loop); /* the admin's frees: the loop has stopped */
 	ev_loop_free(a->loop);
 	or_config_free(a->cfg);
 	a->cfg = NULL;

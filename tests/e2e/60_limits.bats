@@ -51,6 +51,12 @@ established_to_agent()
 	pod_exec client ss -Htn state established '( dport = :15001 )' | wc -l
 }
 
+# at_least_held N: N connections are held through the agent (re-run by wait_until).
+at_least_held()
+{
+	[ "$(established_to_agent)" -ge "$1" ]
+}
+
 @test "limits: an endpoint that never answers is reset after connect_timeout_ms" {
 	local t0 t1
 	t0=$(_or_now_ms)
@@ -82,7 +88,7 @@ established_to_agent()
 	# Two long-lived connections through the agent (bash holds fd 3 open).
 	h1=$(pod_spawn client "$OR_STATE/logs/held1" bash -c "exec 3<>/dev/tcp/$VIP_HELD/9000; sleep 60")
 	h2=$(pod_spawn client "$OR_STATE/logs/held2" bash -c "exec 3<>/dev/tcp/$VIP_HELD/9000; sleep 60")
-	wait_until 3000 test "$(established_to_agent)" -ge 2
+	wait_until 3000 at_least_held 2
 
 	# A third gets through the kernel's handshake but the agent resets it.
 	run pod_exec client orclient "$VIP_HELD" 9000 --send 1000 --timeout-ms 3000
