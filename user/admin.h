@@ -34,6 +34,10 @@ struct or_admin_hooks {
 int or_admin_start(struct ev_loop *loop, const struct or_ip *admin_ip, uint16_t admin_port,
 		   const struct or_ip *ready_ip, uint16_t ready_port,
 		   const struct or_admin_hooks *hooks, struct or_admin **out);
+/*
+ * Stops listening and closes every client. The memory is freed through
+ * ev_defer(): a caller whose loop has stopped runs ev_run_deferred() after.
+ */
 void or_admin_stop(struct or_admin *a);
 
 /* Request parsing, exposed for the fuzz target. */

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 #
-# make bench-quick: direct vs outrider proxy mode vs outrider kernel mode,
+# make bench-quick: direct vs outrider proxy mode (L4 and HTTP) vs kernel mode,
 # measured side by side in one run on one topology (a client pod and a
 # server pod on one node bridge), with wrk from inside the client pod.
 #
@@ -34,7 +34,7 @@ trap cluster_cleanup EXIT
 cluster_init
 
 step=0
-STEPS=8
+STEPS=10
 progress()
 {
 	step=$((step + 1))
@@ -58,6 +58,11 @@ services:
     vip: 10.96.0.20
     mode: kernel
     ports: [{port: 80, target_port: 8080}]
+    selector: {app: server}
+  - name: srv-http
+    vip: 10.96.0.30
+    mode: proxy
+    ports: [{port: 80, target_port: 8080, protocol: http}]
     selector: {app: server}
 EOF
 cluster_config
@@ -101,9 +106,10 @@ declare -A TARGET=(
 	[direct]="http://10.244.1.3:8080/"
 	[proxy]="http://10.96.0.10/"
 	[kernel]="http://10.96.0.20/"
+	[http]="http://10.96.0.30/"
 )
 for load in keepalive newconn; do
-	for path in direct proxy kernel; do
+	for path in direct proxy http kernel; do
 		args=()
 		[ "$load" = newconn ] && args=(-H "Connection: close")
 		progress "$load / $path: wrk -c$CONNS for ${SECONDS_PER_RUN}s"
@@ -133,6 +139,9 @@ MD=$OUT/results.md
 		}
 	}' "$CSV"
 	echo
+	echo "Paths: direct = client pod to the server pod's IP; proxy = outrider proxy mode, L4"
+	echo "(protocol: tcp); http = outrider proxy mode, HTTP/1.1 (protocol: http: per-request"
+	echo "routing, retries, pooled upstream connections); kernel = outrider kernel mode (connect4 LB)."
 	echo "wrk -t1 -c$CONNS, ${SECONDS_PER_RUN} s per run, HTTP/1.1 GET to tests/fixtures/upstream;"
 	echo "$(nproc) CPUs ($(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)), kernel $(uname -r)."
 	echo "Client, agent and server share these CPUs."
