@@ -17,7 +17,7 @@ ARCH     := $(shell uname -m | sed 's/x86_64/x86/;s/aarch64/arm64/')
 CFLAGS   ?= -O2 -g
 CFLAGS   += -Wall -Wextra -Wno-unused-parameter -Wno-format-truncation -std=gnu11 -D_GNU_SOURCE -pthread
 CPPFLAGS += -Iinclude -Iuser -I$(BUILD)
-LDLIBS   += -lbpf -lelf -lz -lyaml -lhttp_parser -pthread
+LDLIBS   += -lbpf -lelf -lz -lyaml -lhttp_parser -lssl -lcrypto -pthread
 
 BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Ivmlinux -Iinclude -Ibpf
 
@@ -33,12 +33,13 @@ SKELS     := $(patsubst bpf/%.bpf.c,$(BUILD)/%.skel.h,$(BPF_SRCS))
 BPF_DEPS  := $(wildcard bpf/lib/*.h) include/or_abi.h
 
 # Agent sources; config/lb/log/addr are shared with outriderctl, tests and fuzz.
-COMMON_SRCS := user/log.c user/config.c user/addr.c user/pinned.c
+COMMON_SRCS := user/log.c user/config.c user/authz.c user/addr.c user/pinned.c
 AGENT_SRCS  := user/outriderd.c user/agent.c user/ev.c user/sock.c user/netns.c \
 	       user/lb.c user/proxy.c user/worker.c user/bpf_state.c user/routes.c \
 	       user/enroll.c user/pod.c user/health.c user/breaker.c user/budget.c \
 	       user/retry.c user/upstream.c user/http.c user/http_proxy.c user/metrics.c \
-	       user/admin.c $(COMMON_SRCS)
+	       user/admin.c user/identity.c user/tls.c user/tunnel_proto.c user/tunnel_in.c user/tunnel_out.c user/tls_pump.c \
+	       $(COMMON_SRCS)
 CTL_SRCS    := user/outriderctl.c $(COMMON_SRCS)
 
 AGENT_OBJS := $(patsubst user/%.c,$(BUILD)/obj/%.o,$(AGENT_SRCS))
@@ -79,14 +80,17 @@ $(BUILD)/%: tests/fixtures/%.c | $(BUILD)
 # Unit tests (Criterion), one binary per tests/unit/test_*.c
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/unit/%,$(UNIT_SRCS))
-$(BUILD)/unit/test_config: tests/unit/test_config.c $(BUILD)/obj/config.o $(BUILD)/obj/log.o $(BUILD)/obj/addr.o
-$(BUILD)/unit/test_lb: tests/unit/test_lb.c $(BUILD)/obj/lb.o $(BUILD)/obj/config.o $(BUILD)/obj/log.o $(BUILD)/obj/addr.o
+$(BUILD)/unit/test_config: tests/unit/test_config.c $(BUILD)/obj/config.o $(BUILD)/obj/authz.o $(BUILD)/obj/log.o $(BUILD)/obj/addr.o
+$(BUILD)/unit/test_lb: tests/unit/test_lb.c $(BUILD)/obj/lb.o $(BUILD)/obj/config.o $(BUILD)/obj/authz.o $(BUILD)/obj/log.o $(BUILD)/obj/addr.o
 $(BUILD)/unit/test_breaker: tests/unit/test_breaker.c $(BUILD)/obj/breaker.o $(BUILD)/obj/pinned.o $(BUILD)/obj/addr.o $(BUILD)/obj/log.o
 $(BUILD)/unit/test_budget: tests/unit/test_budget.c $(BUILD)/obj/budget.o
 $(BUILD)/unit/test_retry: tests/unit/test_retry.c $(BUILD)/obj/retry.o
 $(BUILD)/unit/test_metrics: tests/unit/test_metrics.c $(BUILD)/obj/metrics.o $(BUILD)/obj/admin.o \
 	$(BUILD)/obj/ev.o $(BUILD)/obj/sock.o $(BUILD)/obj/pinned.o $(BUILD)/obj/log.o $(BUILD)/obj/addr.o
 $(BUILD)/unit/test_http: tests/unit/test_http.c $(BUILD)/obj/http.o
+$(BUILD)/unit/test_identity: tests/unit/test_identity.c $(BUILD)/obj/identity.o $(BUILD)/obj/log.o $(BUILD)/obj/addr.o
+$(BUILD)/unit/test_tunnel: tests/unit/test_tunnel.c $(BUILD)/obj/tunnel_proto.o $(BUILD)/obj/addr.o
+$(BUILD)/unit/test_authz: tests/unit/test_authz.c $(BUILD)/obj/authz.o
 $(BUILD)/unit/%:
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) $^ -o $@ -lcriterion $(LDLIBS)
@@ -95,7 +99,8 @@ $(BUILD)/unit/%:
 FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BINS := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRCS))
 FUZZ_SECONDS ?= 15
-$(BUILD)/fuzz/fuzz_config: tests/fuzz/fuzz_config.c user/config.c user/log.c user/addr.c
+$(BUILD)/fuzz/fuzz_config: tests/fuzz/fuzz_config.c user/config.c user/authz.c user/log.c user/addr.c
+$(BUILD)/fuzz/fuzz_tunnel: tests/fuzz/fuzz_tunnel.c user/tunnel_proto.c user/addr.c
 $(BUILD)/fuzz/fuzz_http: tests/fuzz/fuzz_http.c user/http.c
 # fuzz_admin.c includes admin.c itself, to reach its static request handling.
 $(BUILD)/fuzz/fuzz_admin: tests/fuzz/fuzz_admin.c user/admin.c user/metrics.c user/pinned.c \
@@ -108,7 +113,7 @@ $(BUILD)/fuzz/%:
 	@mkdir -p $(dir $@)
 	$(CLANG) -g -O1 -fsanitize=fuzzer,address,undefined \
 		-fno-sanitize-recover=undefined -D_GNU_SOURCE -std=gnu11 \
-		$(CPPFLAGS) $^ -o $@ -lyaml -lhttp_parser -lbpf -lelf -lz
+		$(CPPFLAGS) $^ -o $@ -lyaml -lhttp_parser -lbpf -lelf -lz -lssl -lcrypto
 
 deps:
 	./tests/deps.sh

@@ -9,6 +9,8 @@
 
 #include "agent.h"
 #include "health.h"
+#include "tls.h"
+#include "tunnel_in.h"
 #include "metrics.h"
 #include "log.h"
 #include "netns.h"
@@ -72,7 +74,7 @@ static void reconcile_pods(struct or_agent *a)
 
 		if (!or_pod_enrolled(cfg, pod) || is_enrolled(a, pod))
 			continue;
-		if (or_enroll(&a->bpf, pod, port, &e)) {
+		if (or_enroll(&a->bpf, pod, port, a->ca, cfg->svid_ttl_s, &e)) {
 			a->pods_pending = true;
 			continue;
 		}
@@ -129,11 +131,15 @@ static void reload(struct or_agent *a)
 		return;
 	}
 	if (strcmp(cfg->pin_dir, a->cfg->pin_dir) != 0 || strcmp(cfg->node, a->cfg->node) != 0 ||
+	    strcmp(cfg->trust_domain, a->cfg->trust_domain) != 0 ||
+	    strcmp(cfg->state_dir, a->cfg->state_dir) != 0 ||
+	    (cfg->ca_cert && (!a->cfg->ca_cert || strcmp(cfg->ca_cert, a->cfg->ca_cert))) ||
+	    (!cfg->ca_cert && a->cfg->ca_cert) ||
 	    !or_ip_eq(&cfg->admin_ip, &a->cfg->admin_ip) || cfg->admin_port != a->cfg->admin_port ||
 	    !or_ip_eq(&cfg->ready_ip, &a->cfg->ready_ip) || cfg->ready_port != a->cfg->ready_port) {
 		or_error("config rejected; the config in force stays",
-			 "error=\"%s: node, pin_dir, admin_address and ready_address cannot change "
-			 "without a restart\"",
+			 "error=\"%s: node, pin_dir, admin_address, ready_address, trust_domain, "
+			 "state_dir and ca cannot change without a restart\"",
 			 a->config_path);
 		or_config_free(cfg);
 		a->reloads_failed++;
@@ -167,6 +173,8 @@ static void on_heartbeat(struct ev_loop *loop, struct ev_timer *t)
 
 	or_bpf_heartbeat(&a->bpf);
 	or_health_tick(ev_now_ms(loop));
+	for (struct or_enrolled *e = a->pods; e; e = e->next)
+		or_enrolled_renew(e, a->ca, a->cfg->svid_ttl_s, time(NULL));
 	ev_timer_start(loop, t, OR_HEARTBEAT_MS);
 }
 
@@ -185,9 +193,54 @@ static bool admin_ready(void *ctx)
 	return a->ready;
 }
 
+/* TLS and tunnel counters as /metrics samples (static: one admin thread). */
+static void tls_samples(struct or_metrics_node *out)
+{
+	static const char *const reason_labels[OR_SVID_ERR_MAX] = {
+		[OR_SVID_NO_CERT] = "reason=\"no_cert\"",
+		[OR_SVID_CHAIN] = "reason=\"chain\"",
+		[OR_SVID_URI_COUNT] = "reason=\"uri_count\"",
+		[OR_SVID_NOT_SPIFFE] = "reason=\"not_spiffe\"",
+		[OR_SVID_TRUST_DOMAIN] = "reason=\"trust_domain\"",
+		[OR_SVID_IS_CA] = "reason=\"is_ca\"",
+		[OR_SVID_EXPIRED] = "reason=\"expired\"",
+		[OR_SVID_NOT_YET_VALID] = "reason=\"not_yet_valid\"",
+		[OR_SVID_KEY_USAGE] = "reason=\"key_usage\"",
+	};
+	static struct or_metric_sample s[32];
+	static const char hs[] = "outrider_tls_handshakes_total", fl[] = "outrider_tls_failures_total",
+			  tu[] = "outrider_tunnels_total";
+	size_t n = 0;
+
+	s[n++] = (struct or_metric_sample){ hs, "counter", "Completed mTLS handshakes, by kind.",
+					    "kind=\"full\"",
+					    or_tls_stats.handshakes - or_tls_stats.resumed };
+	s[n++] = (struct or_metric_sample){ hs, "counter", NULL, "kind=\"resumed\"",
+					    or_tls_stats.resumed };
+	for (int r = 1; r < OR_SVID_ERR_MAX; r++)
+		s[n++] = (struct or_metric_sample){ fl, "counter",
+						    "Failed mTLS handshakes, by reason.",
+						    reason_labels[r], or_tls_stats.failures[r] };
+	s[n++] = (struct or_metric_sample){ fl, "counter", NULL, "reason=\"tls\"",
+					    or_tls_stats.failures_tls };
+	s[n++] = (struct or_metric_sample){ tu, "counter",
+					    "Inbound tunnels (port 15008), by outcome.",
+					    "result=\"established\"", or_tunnel_stats.established };
+	s[n++] = (struct or_metric_sample){ tu, "counter", NULL, "result=\"denied\"",
+					    or_tunnel_stats.denied };
+	s[n++] = (struct or_metric_sample){ tu, "counter", NULL, "result=\"bad_request\"",
+					    or_tunnel_stats.bad_request };
+	s[n++] = (struct or_metric_sample){ tu, "counter", NULL, "result=\"app_failed\"",
+					    or_tunnel_stats.app_failed };
+	out->extra = s;
+	out->n_extra = n;
+}
+
 static void admin_node_metrics(void *ctx, struct or_metrics_node *out)
 {
 	struct or_agent *a = ctx;
+
+	tls_samples(out);
 
 	out->stats_map_fd = a->bpf.stats_fd;
 	out->breakers_map_fd = a->bpf.breakers_fd;
@@ -243,6 +296,13 @@ int or_agent_start(struct or_agent *a, const char *config_path)
 	err = or_netns_init();
 	if (err)
 		goto fail_signal;
+	err = or_ca_load(cfg->ca_cert, cfg->ca_key, cfg->state_dir, cfg->trust_domain, &a->ca,
+			 errbuf, sizeof(errbuf));
+	if (err) {
+		or_error("cannot load the CA", "error=\"%s\"", errbuf);
+		goto fail_netns;
+	}
+	or_tls_ktls_available();
 	err = or_bpf_open(&a->bpf, cfg->pin_dir, OR_PORT_OUTBOUND);
 	if (err)
 		goto fail_netns;
@@ -290,6 +350,8 @@ fail_workers:
 fail_bpf:
 	or_bpf_close(&a->bpf, true);
 fail_netns:
+	or_ca_free(a->ca);
+	a->ca = NULL;
 	or_netns_fini();
 fail_signal:
 	close(a->signal_fd);
@@ -323,6 +385,8 @@ void or_agent_stop(struct or_agent *a)
 	or_health_set_map(-1);
 	or_bpf_close(&a->bpf, true);
 	or_netns_fini();
+	or_ca_free(a->ca);
+	a->ca = NULL;
 	or_health_free_all();
 	or_metrics_free_all();
 	or_info("stopped", "accepted=%llu completed=%llu no_origdst=%llu connect_failed=%llu "

@@ -11,6 +11,7 @@
 #include "config.h"
 #include "enroll.h"
 #include "ev.h"
+#include "identity.h"
 
 struct or_agent {
 	const char *config_path;
@@ -24,6 +25,7 @@ struct or_agent {
 	struct ev_timer heartbeat;
 	struct ev_timer retry;
 	struct or_admin *admin;
+	struct or_ca *ca;          /* signs the pods' SVIDs; loaded once */
 	bool ready;                /* programs loaded, a config in force */
 	size_t n_enrolled;
 	uint64_t reloads_ok, reloads_failed;

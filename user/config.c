@@ -36,6 +36,10 @@
 #define CFG_MAX_WORKERS 256
 #define CFG_MAX_TIMEOUT_MS 600000
 #define CFG_MAX_WEIGHT 1000
+/* identity.h's OR_SPIFFE_ID_MAX less its NUL: the longest ID an SVID here carries. */
+#define CFG_SPIFFE_ID_MAX 255
+#define CFG_TRUST_DOMAIN_MAX 255
+#define SPIFFE_SCHEME "spiffe://"
 
 struct cfg_ctx {
 	const char *file;
@@ -403,6 +407,97 @@ static int check_qualified_len(struct cfg_ctx *c, int line, const char *ns, cons
 	return 0;
 }
 
+/* SPIFFE trust domain: a-z, 0-9, '.', '-', '_' (no uppercase: IDs compare exactly). */
+static bool trust_domain_ok(const char *s, size_t len)
+{
+	if (len == 0 || len > CFG_TRUST_DOMAIN_MAX)
+		return false;
+	for (size_t i = 0; i < len; i++)
+		if (!is_lower_alnum(s[i]) && s[i] != '.' && s[i] != '-' && s[i] != '_')
+			return false;
+	return true;
+}
+
+static bool spiffe_seg_char(char ch)
+{
+	return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+	       ch == '.' || ch == '-' || ch == '_';
+}
+
+static bool dot_segment(const char *seg, size_t len)
+{
+	return (len == 1 && seg[0] == '.') || (len == 2 && seg[0] == '.' && seg[1] == '.');
+}
+
+/*
+ * "spiffe://<trust domain>/<seg>/...": segments of [A-Za-z0-9._-], neither
+ * empty nor "." or "..". With `prefix`, the last segment may be cut short
+ * (or empty: a trailing '/'), but the trust domain must still end in '/':
+ * "spiffe://cluster.local" as a prefix would also match cluster.local.evil.
+ * Returns NULL or what is wrong.
+ */
+static const char *spiffe_check(const char *s, bool prefix)
+{
+	const size_t slen = strlen(SPIFFE_SCHEME);
+	const char *td, *seg, *p;
+
+	if (strlen(s) > CFG_SPIFFE_ID_MAX)
+		return "is longer than 255 characters";
+	if (strncmp(s, SPIFFE_SCHEME, slen) != 0)
+		return "does not start with spiffe://";
+	td = s + slen;
+	p = strchr(td, '/');
+	if (!p)
+		return prefix ? "has no '/' after the trust domain" : "has no path";
+	if (!trust_domain_ok(td, (size_t)(p - td)))
+		return "has a bad trust domain (a-z, 0-9, '.', '-', '_')";
+	for (seg = p + 1;; seg = p + 1) {
+		for (p = seg; *p && *p != '/'; p++)
+			if (!spiffe_seg_char(*p))
+				return "has a character other than A-Z, a-z, 0-9, '.', '-', '_' in its path";
+		if (!*p && prefix)
+			return NULL;
+		if (p == seg)
+			return *p ? "has an empty path segment" : "ends with '/'";
+		if (dot_segment(seg, (size_t)(p - seg)))
+			return "has a '.' or '..' path segment";
+		if (!*p)
+			return NULL;
+	}
+}
+
+static int take_trust_domain(struct cfg_ctx *c, const yaml_node_t *n, char **out)
+{
+	char buf[CFG_SHOW_LEN];
+	int err = take_str(c, n, out);
+
+	if (err)
+		return err;
+	if (!trust_domain_ok(*out, strlen(*out)))
+		return fail(c, node_line(n),
+			    "'%s' is not a SPIFFE trust domain (a-z, 0-9, '.', '-', '_', 1-255 characters)",
+			    show(*out, strlen(*out), buf, sizeof(buf)));
+	return 0;
+}
+
+static int take_mtls(struct cfg_ctx *c, const yaml_node_t *n, enum or_mtls_mode *out)
+{
+	static const enum or_mtls_mode modes[] = { OR_MTLS_DISABLED, OR_MTLS_PERMISSIVE,
+						    OR_MTLS_STRICT };
+	char buf[CFG_SHOW_LEN];
+
+	if (n->type != YAML_SCALAR_NODE)
+		return fail(c, node_line(n), "expected a string, got %s", node_kind(n));
+	for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++) {
+		if (scalar_is(n, or_mtls_mode_name(modes[i]))) {
+			*out = modes[i];
+			return 0;
+		}
+	}
+	return fail(c, node_line(n), "'%s' is not an mtls mode (disabled, permissive, strict)",
+		    show_node(n, buf, sizeof(buf)));
+}
+
 /* ---- duplicate detection ----------------------------------------------- */
 
 /*
@@ -665,8 +760,12 @@ out:
 
 /* ---- namespaces -------------------------------------------------------- */
 
-enum { NS_NAME, NS_LABELS, NS_N };
-static const char *const ns_keys[NS_N] = { [NS_NAME] = "name", [NS_LABELS] = "labels" };
+enum { NS_NAME, NS_LABELS, NS_MTLS, NS_N };
+static const char *const ns_keys[NS_N] = {
+	[NS_NAME] = "name",
+	[NS_LABELS] = "labels",
+	[NS_MTLS] = "mtls",
+};
 
 static int ns_field(struct cfg_ctx *c, int field, const yaml_node_t *v, void *obj)
 {
@@ -677,6 +776,8 @@ static int ns_field(struct cfg_ctx *c, int field, const yaml_node_t *v, void *ob
 		return take_dns_label(c, v, &ns->name);
 	case NS_LABELS:
 		return take_labels(c, v, &ns->labels);
+	case NS_MTLS:
+		return take_mtls(c, v, &ns->mtls);
 	}
 	return 0;
 }
@@ -687,6 +788,7 @@ static int ns_item(struct cfg_ctx *c, size_t idx, const yaml_node_t *item, void 
 	int err;
 
 	ns->line = node_line(item);
+	ns->mtls = OR_MTLS_PERMISSIVE;
 	err = walk_map(c, item, ns_keys, NS_N, ns_field, ns);
 	if (err)
 		return err;
@@ -1254,6 +1356,149 @@ static int take_policy(struct cfg_ctx *c, const yaml_node_t *v, struct or_policy
 	return err;
 }
 
+/* ---- authorization ----------------------------------------------------- */
+
+/* One rule being read: which `from` key set its match, and its ports' lines. */
+struct rule_parse {
+	struct or_authz_rule *rule;
+	bool has_action;
+	int from_key; /* FROM_*, or -1 */
+	int port_line[OR_AUTHZ_MAX_PORTS];
+};
+
+enum { FROM_SPIFFE, FROM_SPIFFE_PREFIX, FROM_NAMESPACE, FROM_N };
+static const char *const from_keys[FROM_N] = {
+	[FROM_SPIFFE] = "spiffe",
+	[FROM_SPIFFE_PREFIX] = "spiffe_prefix",
+	[FROM_NAMESPACE] = "namespace",
+};
+
+static int from_field(struct cfg_ctx *c, int field, const yaml_node_t *v, void *obj)
+{
+	static const enum or_authz_match matches[FROM_N] = {
+		[FROM_SPIFFE] = OR_AUTHZ_EXACT,
+		[FROM_SPIFFE_PREFIX] = OR_AUTHZ_PREFIX,
+		[FROM_NAMESPACE] = OR_AUTHZ_NAMESPACE,
+	};
+	struct rule_parse *rp = obj;
+	struct or_authz_rule *r = rp->rule;
+	char buf[CFG_SHOW_LEN];
+	const char *bad;
+	int err;
+
+	/* One peer match per rule; two would leave the reader guessing and-or-or. */
+	if (rp->from_key >= 0)
+		return fail(c, node_line(v), "'%s' and '%s' in one rule; use one per rule",
+			    from_keys[rp->from_key], from_keys[field]);
+	rp->from_key = field;
+	r->match = matches[field];
+	if (field == FROM_NAMESPACE)
+		return take_dns_label(c, v, &r->value);
+	err = take_str(c, v, &r->value);
+	if (err)
+		return err;
+	bad = spiffe_check(r->value, field == FROM_SPIFFE_PREFIX);
+	if (bad)
+		return fail(c, node_line(v), "'%s' is not a SPIFFE ID%s: it %s",
+			    show(r->value, strlen(r->value), buf, sizeof(buf)),
+			    field == FROM_SPIFFE_PREFIX ? " prefix" : "", bad);
+	return 0;
+}
+
+static int rule_port_item(struct cfg_ctx *c, size_t idx, const yaml_node_t *v, void *obj)
+{
+	struct rule_parse *rp = obj;
+	struct or_authz_rule *r = rp->rule;
+	uint16_t port;
+	int err;
+
+	err = take_port(c, v, 1, &port);
+	if (err)
+		return err;
+	/* At most OR_AUTHZ_MAX_PORTS, checked before the walk: pairwise is cheap. */
+	for (size_t j = 0; j < idx; j++)
+		if (r->ports[j] == port)
+			return fail(c, node_line(v), "duplicate port %u (first at line %d)", port,
+				    rp->port_line[j]);
+	r->ports[idx] = port;
+	rp->port_line[idx] = node_line(v);
+	return 0;
+}
+
+enum { RULE_ACTION, RULE_FROM, RULE_PORTS, RULE_N };
+static const char *const rule_keys[RULE_N] = {
+	[RULE_ACTION] = "action",
+	[RULE_FROM] = "from",
+	[RULE_PORTS] = "ports",
+};
+
+static int rule_field(struct cfg_ctx *c, int field, const yaml_node_t *v, void *obj)
+{
+	struct rule_parse *rp = obj;
+	struct or_authz_rule *r = rp->rule;
+	char buf[CFG_SHOW_LEN];
+	size_t n;
+	int err;
+
+	switch (field) {
+	case RULE_ACTION:
+		if (v->type != YAML_SCALAR_NODE)
+			return fail(c, node_line(v), "expected a string, got %s", node_kind(v));
+		if (scalar_is(v, "allow"))
+			r->action = OR_AUTHZ_ALLOW;
+		else if (scalar_is(v, "deny"))
+			r->action = OR_AUTHZ_DENY;
+		else
+			return fail(c, node_line(v), "'%s' is not an action (allow, deny)",
+				    show_node(v, buf, sizeof(buf)));
+		rp->has_action = true;
+		return 0;
+	case RULE_FROM:
+		err = walk_map(c, v, from_keys, FROM_N, from_field, rp);
+		if (err)
+			return err;
+		/* `from: {}` reads like "from nobody"; absent is how to say "anyone". */
+		if (rp->from_key < 0)
+			return fail(c, node_line(v),
+				    "needs one of spiffe, spiffe_prefix, namespace (leave from out for any peer)");
+		return 0;
+	case RULE_PORTS:
+		if (v->type != YAML_SEQUENCE_NODE)
+			return fail(c, node_line(v), "expected a list, got %s", node_kind(v));
+		n = seq_len(v);
+		/* An empty list reads like "no port"; absent is how to say "any port". */
+		if (!n)
+			return fail(c, node_line(v),
+				    "must not be empty (leave ports out for any port)");
+		if (n > OR_AUTHZ_MAX_PORTS)
+			return fail(c, node_line(v), "%zu ports, at most %d", n,
+				    OR_AUTHZ_MAX_PORTS);
+		err = walk_seq(c, v, rule_port_item, rp);
+		if (!err)
+			r->n_ports = n;
+		return err;
+	}
+	return 0;
+}
+
+static int rule_item(struct cfg_ctx *c, size_t idx, const yaml_node_t *item, void *obj)
+{
+	struct or_authz_rule *r = &((struct or_svc_cfg *)obj)->authz[idx];
+	struct rule_parse rp = { .rule = r, .from_key = -1 };
+	int err;
+
+	r->line = node_line(item);
+	err = walk_map(c, item, rule_keys, RULE_N, rule_field, &rp);
+	if (err)
+		return err;
+	/* No default: a rule's whole point is its action. */
+	if (!rp.has_action)
+		return fail(c, r->line, "action is required (allow, deny)");
+	return 0;
+}
+
+/* ---- services, continued ----------------------------------------------- */
+
 enum {
 	SVC_NAME,
 	SVC_NAMESPACE,
@@ -1263,12 +1508,15 @@ enum {
 	SVC_SELECTOR,
 	SVC_ENDPOINTS,
 	SVC_POLICY,
+	SVC_MTLS,
+	SVC_AUTHORIZATION,
 	SVC_N
 };
 static const char *const svc_keys[SVC_N] = {
 	[SVC_NAME] = "name",	     [SVC_NAMESPACE] = "namespace", [SVC_VIP] = "vip",
 	[SVC_MODE] = "mode",	     [SVC_PORTS] = "ports",	    [SVC_SELECTOR] = "selector",
 	[SVC_ENDPOINTS] = "endpoints", [SVC_POLICY] = "policy",
+	[SVC_MTLS] = "mtls",	     [SVC_AUTHORIZATION] = "authorization",
 };
 
 static int svc_field(struct cfg_ctx *c, int field, const yaml_node_t *v, void *obj)
@@ -1319,6 +1567,12 @@ static int svc_field(struct cfg_ctx *c, int field, const yaml_node_t *v, void *o
 		return walk_seq(c, v, ep_item, svc);
 	case SVC_POLICY:
 		return take_policy(c, v, &svc->policy);
+	case SVC_MTLS:
+		svc->mtls_set = true;
+		return take_mtls(c, v, &svc->mtls);
+	case SVC_AUTHORIZATION:
+		err = alloc_items(c, v, sizeof(*svc->authz), (void **)&svc->authz, &svc->n_authz);
+		return err ? err : walk_seq(c, v, rule_item, svc);
 	}
 	return 0;
 }
@@ -1360,6 +1614,7 @@ static int svc_item(struct cfg_ctx *c, size_t idx, const yaml_node_t *item, void
 
 	svc->line = node_line(item);
 	or_policy_defaults(&svc->policy);
+	svc->mtls = OR_MTLS_PERMISSIVE;
 	err = walk_map(c, item, svc_keys, SVC_N, svc_field, svc);
 	if (err)
 		return err;
@@ -1392,6 +1647,10 @@ enum {
 	TOP_WORKERS,
 	TOP_ADMIN_ADDRESS,
 	TOP_READY_ADDRESS,
+	TOP_TRUST_DOMAIN,
+	TOP_STATE_DIR,
+	TOP_CA,
+	TOP_SVID_TTL_S,
 	TOP_NAMESPACES,
 	TOP_PODS,
 	TOP_SERVICES,
@@ -1406,6 +1665,10 @@ static const char *const top_keys[TOP_N] = {
 	[TOP_WORKERS] = "workers",
 	[TOP_ADMIN_ADDRESS] = "admin_address",
 	[TOP_READY_ADDRESS] = "ready_address",
+	[TOP_TRUST_DOMAIN] = "trust_domain",
+	[TOP_STATE_DIR] = "state_dir",
+	[TOP_CA] = "ca",
+	[TOP_SVID_TTL_S] = "svid_ttl_s",
 	[TOP_NAMESPACES] = "namespaces",
 	[TOP_PODS] = "pods",
 	[TOP_SERVICES] = "services",
@@ -1507,6 +1770,36 @@ static int take_hostport(struct cfg_ctx *c, const yaml_node_t *n, struct or_ip *
 	return 0;
 }
 
+enum { CA_CERT, CA_KEY, CA_N };
+static const char *const ca_keys[CA_N] = { [CA_CERT] = "cert", [CA_KEY] = "key" };
+
+static int ca_field(struct cfg_ctx *c, int field, const yaml_node_t *v, void *obj)
+{
+	struct or_config *cfg = obj;
+
+	switch (field) {
+	case CA_CERT:
+		return take_abs_path(c, v, &cfg->ca_cert);
+	case CA_KEY:
+		return take_abs_path(c, v, &cfg->ca_key);
+	}
+	return 0;
+}
+
+/* ca: {cert, key}: both, or neither for the CA outriderd keeps in state_dir. */
+static int take_ca(struct cfg_ctx *c, const yaml_node_t *v, struct or_config *cfg)
+{
+	int err = walk_map(c, v, ca_keys, CA_N, ca_field, cfg);
+
+	if (err)
+		return err;
+	if (!cfg->ca_cert != !cfg->ca_key)
+		return fail(c, node_line(v),
+			    "%s is given without %s: give both, or neither for the CA in state_dir",
+			    cfg->ca_cert ? "cert" : "key", cfg->ca_cert ? "key" : "cert");
+	return 0;
+}
+
 static bool ip_unspecified(const struct or_ip *ip)
 {
 	static const struct in6_addr any6 = IN6ADDR_ANY_INIT;
@@ -1574,6 +1867,14 @@ static int top_field(struct cfg_ctx *c, int field, const yaml_node_t *v, void *o
 	case TOP_READY_ADDRESS:
 		c->ready_line = node_line(v);
 		return take_hostport(c, v, &cfg->ready_ip, &cfg->ready_port);
+	case TOP_TRUST_DOMAIN:
+		return take_trust_domain(c, v, &cfg->trust_domain);
+	case TOP_STATE_DIR:
+		return take_abs_path(c, v, &cfg->state_dir);
+	case TOP_CA:
+		return take_ca(c, v, cfg);
+	case TOP_SVID_TTL_S:
+		return take_u32(c, v, OR_MIN_SVID_TTL_S, OR_MAX_SVID_TTL_S, &cfg->svid_ttl_s);
 	case TOP_NAMESPACES:
 		err = alloc_items(c, v, sizeof(*cfg->namespaces), (void **)&cfg->namespaces,
 				  &cfg->n_namespaces);
@@ -1610,6 +1911,33 @@ static int check_pods_node(struct cfg_ctx *c, struct or_config *cfg)
 		else if (!pod->cgroup)
 			err = fail(c, pod->line, "cgroup is required for a pod on this node (%s)",
 				   cfg->node);
+		path_pop(c, saved);
+	}
+	return err;
+}
+
+/*
+ * Each pod's SPIFFE ID, spiffe://<trust_domain>/ns/<ns>/sa/<sa>, has to fit
+ * an SVID; the trust domain may come after the pods in the file.
+ */
+static int check_pods_spiffe(struct cfg_ctx *c, struct or_config *cfg)
+{
+	size_t base = strlen(SPIFFE_SCHEME) + strlen(cfg->trust_domain) + strlen("/ns//sa/");
+	int err = 0;
+
+	for (size_t i = 0; i < cfg->n_pods && !err; i++) {
+		const struct or_pod_cfg *pod = &cfg->pods[i];
+		size_t len = base + strlen(pod->namespace) + strlen(pod->service_account);
+		size_t saved;
+
+		if (len <= CFG_SPIFFE_ID_MAX)
+			continue;
+		saved = path_push_key(c, "pods");
+		path_push_index(c, i);
+		err = fail(c, pod->line,
+			   "SPIFFE ID spiffe://%s/ns/%s/sa/%s would be %zu characters, at most %d",
+			   cfg->trust_domain, pod->namespace, pod->service_account, len,
+			   CFG_SPIFFE_ID_MAX);
 		path_pop(c, saved);
 	}
 	return err;
@@ -1751,6 +2079,12 @@ static int set_defaults(struct cfg_ctx *c, struct or_config *cfg)
 	if (!cfg->max_connections)
 		cfg->max_connections = OR_DEFAULT_MAX_CONNECTIONS;
 	if (!err)
+		err = default_str(c, &cfg->trust_domain, OR_DEFAULT_TRUST_DOMAIN);
+	if (!err)
+		err = default_str(c, &cfg->state_dir, OR_DEFAULT_STATE_DIR);
+	if (!cfg->svid_ttl_s)
+		cfg->svid_ttl_s = OR_DEFAULT_SVID_TTL_S;
+	if (!err)
 		err = default_hostport(c, &cfg->admin_ip, &cfg->admin_port,
 				       OR_DEFAULT_ADMIN_ADDRESS);
 	if (!err)
@@ -1779,6 +2113,8 @@ static int load_root(struct cfg_ctx *c, const yaml_node_t *root, struct or_confi
 		err = check_listeners(c, cfg);
 	if (!err)
 		err = check_pods_node(c, cfg);
+	if (!err)
+		err = check_pods_spiffe(c, cfg);
 	if (!err)
 		err = check_unique(c, cfg);
 	return err;
@@ -1964,6 +2300,9 @@ void or_config_free(struct or_config *cfg)
 		for (j = 0; j < svc->n_endpoints; j++)
 			free(svc->endpoints[j].node);
 		free(svc->endpoints);
+		for (j = 0; j < svc->n_authz; j++)
+			free(svc->authz[j].value);
+		free(svc->authz);
 	}
 	free(cfg->services);
 	free(cfg->path);
@@ -1972,6 +2311,10 @@ void or_config_free(struct or_config *cfg)
 	free(cfg->cgroup_root);
 	free(cfg->selector_key);
 	free(cfg->selector_value);
+	free(cfg->trust_domain);
+	free(cfg->state_dir);
+	free(cfg->ca_cert);
+	free(cfg->ca_key);
 	free(cfg);
 }
 
@@ -2038,4 +2381,30 @@ const char *or_lb_algo_name(enum or_lb_algo algo)
 		return "random";
 	}
 	return "unknown";
+}
+
+const char *or_mtls_mode_name(enum or_mtls_mode mode)
+{
+	switch (mode) {
+	case OR_MTLS_DISABLED:
+		return "disabled";
+	case OR_MTLS_PERMISSIVE:
+		return "permissive";
+	case OR_MTLS_STRICT:
+		return "strict";
+	}
+	return "unknown";
+}
+
+enum or_mtls_mode or_svc_mtls(const struct or_config *cfg, const struct or_svc_cfg *svc)
+{
+	if (svc->mtls_set)
+		return svc->mtls;
+	for (size_t i = 0; cfg && svc->namespace && i < cfg->n_namespaces; i++) {
+		const struct or_ns_cfg *ns = &cfg->namespaces[i];
+
+		if (ns->name && strcmp(ns->name, svc->namespace) == 0)
+			return ns->mtls;
+	}
+	return OR_MTLS_PERMISSIVE;
 }

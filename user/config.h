@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "addr.h"
+#include "authz.h"
 
 #define OR_DEFAULT_PIN_DIR "/sys/fs/bpf/outrider"
 #define OR_DEFAULT_SELECTOR_KEY "outrider.io/mode"
@@ -21,6 +22,11 @@
 #define OR_DEFAULT_CONNECT_TIMEOUT_MS 1000
 #define OR_DEFAULT_ADMIN_ADDRESS "127.0.0.1:15020"
 #define OR_DEFAULT_READY_ADDRESS "127.0.0.1:15021"
+#define OR_DEFAULT_TRUST_DOMAIN "cluster.local"
+#define OR_DEFAULT_STATE_DIR "/var/lib/outrider"
+#define OR_DEFAULT_SVID_TTL_S 86400
+#define OR_MIN_SVID_TTL_S 60
+#define OR_MAX_SVID_TTL_S 31536000
 
 struct or_label {
 	char *key;
@@ -32,9 +38,17 @@ struct or_labels {
 	size_t n;
 };
 
+/* `mtls:` on a namespace entry or a service: what inbound plaintext meets. */
+enum or_mtls_mode {
+	OR_MTLS_DISABLED,   /* "disabled": plaintext, no tunnel */
+	OR_MTLS_PERMISSIVE, /* "permissive": tunnel or plaintext, plaintext counted */
+	OR_MTLS_STRICT,     /* "strict": tunnel only; plaintext from outside the mesh refused */
+};
+
 struct or_ns_cfg {
 	char *name;
 	struct or_labels labels;
+	enum or_mtls_mode mtls; /* default permissive */
 	int line;
 };
 
@@ -139,6 +153,10 @@ struct or_svc_cfg {
 	struct or_endpoint_cfg *endpoints; /* ... or these, explicitly */
 	size_t n_endpoints;
 	struct or_policy_cfg policy;
+	bool mtls_set;          /* `mtls:` given; otherwise the namespace's applies */
+	enum or_mtls_mode mtls; /* as given; read it through or_svc_mtls() */
+	struct or_authz_rule *authz; /* `authorization:`, in file order */
+	size_t n_authz;
 	int line;
 };
 
@@ -155,6 +173,11 @@ struct or_config {
 	uint16_t admin_port;
 	struct or_ip ready_ip;    /* ready_address: /healthz/ready, default 127.0.0.1:15021 */
 	uint16_t ready_port;
+	char *trust_domain; /* SPIFFE trust domain, default OR_DEFAULT_TRUST_DOMAIN */
+	char *state_dir;    /* absolute, default OR_DEFAULT_STATE_DIR (the demo CA lives here) */
+	char *ca_cert;      /* ca: {cert, key}: both absolute paths, or both NULL */
+	char *ca_key;
+	uint32_t svid_ttl_s; /* OR_MIN_SVID_TTL_S..OR_MAX_SVID_TTL_S, default 86400 */
 	struct or_ns_cfg *namespaces;
 	size_t n_namespaces;
 	struct or_pod_cfg *pods;
@@ -187,6 +210,12 @@ bool or_pod_enrolled(const struct or_config *cfg, const struct or_pod_cfg *pod);
 bool or_pod_local(const struct or_config *cfg, const struct or_pod_cfg *pod);
 
 const char *or_lb_algo_name(enum or_lb_algo algo);
+const char *or_mtls_mode_name(enum or_mtls_mode mode);
+/*
+ * A service's mTLS mode: its own `mtls:`, else its namespace entry's, else
+ * permissive.
+ */
+enum or_mtls_mode or_svc_mtls(const struct or_config *cfg, const struct or_svc_cfg *svc);
 /* The defaults above, for a service without a policy: block. */
 void or_policy_defaults(struct or_policy_cfg *p);
 

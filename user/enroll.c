@@ -10,20 +10,24 @@
 #include "log.h"
 #include "netns.h"
 #include "sock.h"
+#include "tls.h"
 #include "worker.h"
 
 #define OR_LISTEN_BACKLOG 4096
 
-/* Creates the pod's listeners inside its netns; fds in lfd[], -1 if absent. */
-static int make_listeners(int netns_fd, uint16_t port, int lfd[2], uint64_t *cookie,
-			  const char *name)
+/*
+ * Creates the pod's listeners inside its netns; fds in lfd[] (outbound v4,
+ * v6, tunnel v4, v6), -1 where absent. Only the outbound IPv4 one is a must.
+ */
+static int make_listeners(int netns_fd, uint16_t port, const struct or_pod_cfg *pod, int lfd[4],
+			  uint64_t *cookie, const char *name)
 {
 	struct or_ip lo4, lo6;
 	int err;
 
 	or_ip_parse("127.0.0.1", &lo4);
 	or_ip_parse("::1", &lo6);
-	lfd[0] = lfd[1] = -1;
+	lfd[0] = lfd[1] = lfd[2] = lfd[3] = -1;
 	err = or_netns_enter(netns_fd);
 	if (err)
 		return err;
@@ -42,22 +46,57 @@ static int make_listeners(int netns_fd, uint16_t port, int lfd[2], uint64_t *coo
 		or_warn("no IPv6 listener in pod", "pod=%s err=\"%s\"", name, strerror(-lfd[1]));
 		lfd[1] = -1;
 	}
+	/* Tunnels from other agents arrive on the pod's own addresses. */
+	lfd[2] = or_sock_listen(&pod->ip, OR_PORT_TUNNEL, OR_LISTEN_BACKLOG);
+	if (lfd[2] < 0) {
+		or_warn("no mTLS tunnel listener in pod", "pod=%s port=%u err=\"%s\"", name,
+			OR_PORT_TUNNEL, strerror(-lfd[2]));
+		lfd[2] = -1;
+	}
+	if (pod->ip6.family) {
+		lfd[3] = or_sock_listen(&pod->ip6, OR_PORT_TUNNEL, OR_LISTEN_BACKLOG);
+		if (lfd[3] < 0) {
+			or_warn("no IPv6 mTLS tunnel listener in pod", "pod=%s err=\"%s\"", name,
+				strerror(-lfd[3]));
+			lfd[3] = -1;
+		}
+	}
 out:
 	or_netns_leave();
-	if (err && lfd[0] != -1) {
-		close(lfd[0]);
-		lfd[0] = -1;
+	if (err) {
+		for (int i = 0; i < 4; i++) {
+			if (lfd[i] != -1)
+				close(lfd[i]);
+			lfd[i] = -1;
+		}
 	}
 	return err;
 }
 
+/* A fresh SVID for the pod and the TLS contexts that present it. */
+static struct or_tls_id *mint_identity(const struct or_ca *ca, const struct or_pod_cfg *pod,
+				       uint32_t ttl_s, time_t now)
+{
+	struct or_svid *svid;
+	int err;
+
+	err = or_svid_mint(ca, pod->namespace, pod->service_account, ttl_s, now, &svid);
+	if (err) {
+		or_error("cannot mint SVID", "pod=%s/%s err=\"%s\"", pod->namespace, pod->name,
+			 strerror(-err));
+		return NULL;
+	}
+	return or_tls_id_new(ca, svid);
+}
+
 int or_enroll(struct or_bpf *b, const struct or_pod_cfg *pod, uint16_t port,
-	      struct or_enrolled **out)
+	      const struct or_ca *ca, uint32_t ttl_s, struct or_enrolled **out)
 {
 	struct or_pod_val val = {};
+	struct or_tls_id *tls;
 	struct or_enrolled *e;
 	uint64_t cookie = 0;
-	int netns_fd, lfd[2] = { -1, -1 };
+	int netns_fd, lfd[4] = { -1, -1, -1, -1 };
 	const char *step = "allocate";
 	int err = -ENOMEM;
 
@@ -71,7 +110,9 @@ int or_enroll(struct or_bpf *b, const struct or_pod_cfg *pod, uint16_t port,
 	e->cgroup_path = strdup(pod->cgroup);
 	e->ip = pod->ip;
 	e->ip6 = pod->ip6;
-	if (!e->netns_path || !e->cgroup_path)
+	e->ns = strdup(pod->namespace);
+	e->sa = strdup(pod->service_account);
+	if (!e->netns_path || !e->cgroup_path || !e->ns || !e->sa)
 		goto fail_alloc;
 
 	step = "open netns";
@@ -81,7 +122,7 @@ int or_enroll(struct or_bpf *b, const struct or_pod_cfg *pod, uint16_t port,
 		goto fail_alloc;
 	}
 	step = "create listeners";
-	err = make_listeners(netns_fd, port, lfd, &cookie, e->name);
+	err = make_listeners(netns_fd, port, pod, lfd, &cookie, e->name);
 	if (err) {
 		close(netns_fd);
 		goto fail_alloc;
@@ -92,10 +133,20 @@ int or_enroll(struct or_bpf *b, const struct or_pod_cfg *pod, uint16_t port,
 		close(netns_fd);
 		goto fail_listeners;
 	}
-	for (int i = 0; i < 2; i++) {
+	e->pod->ip = pod->ip;
+	e->pod->ip6 = pod->ip6;
+	step = "mint SVID";
+	tls = ca ? mint_identity(ca, pod, ttl_s, time(NULL)) : NULL;
+	if (ca && !tls) {
+		err = -EINVAL;
+		goto fail_listeners;
+	}
+	or_pod_tls_set(e->pod, tls);
+	for (int i = 0; i < 4; i++) {
 		if (lfd[i] == -1)
 			continue;
-		e->lsn[i] = or_listener_new(lfd[i], i == 0 ? AF_INET : AF_INET6, e->pod);
+		e->lsn[i] = or_listener_new(lfd[i], i % 2 == 0 ? AF_INET : AF_INET6,
+					    i < 2 ? OR_LSN_OUTBOUND : OR_LSN_TUNNEL, e->pod);
 		if (!e->lsn[i])
 			goto fail_listeners;
 		lfd[i] = -1;
@@ -121,7 +172,7 @@ int or_enroll(struct or_bpf *b, const struct or_pod_cfg *pod, uint16_t port,
 		goto fail_links;
 
 	step = "start accepting";
-	for (int i = 0; i < 2; i++) {
+	for (int i = 0; i < 4; i++) {
 		if (!e->lsn[i])
 			continue;
 		err = or_workers_add_listener(e->lsn[i]);
@@ -132,7 +183,7 @@ int or_enroll(struct or_bpf *b, const struct or_pod_cfg *pod, uint16_t port,
 	return 0;
 
 fail_workers:
-	for (int i = 0; i < 2; i++)
+	for (int i = 0; i < 4; i++)
 		if (e->lsn[i])
 			or_workers_remove_listener(e->lsn[i]);
 	or_bpf_pod_delete(b, cookie);
@@ -141,7 +192,7 @@ fail_links:
 fail_cgroup:
 	close(e->cgroup_fd);
 fail_listeners:
-	for (int i = 0; i < 2; i++) {
+	for (int i = 0; i < 4; i++) {
 		if (lfd[i] != -1)
 			close(lfd[i]);
 		or_listener_put(e->lsn[i]);
@@ -152,6 +203,8 @@ fail_alloc:
 		 strerror(-err));
 	free(e->netns_path);
 	free(e->cgroup_path);
+	free(e->ns);
+	free(e->sa);
 	free(e);
 	return err;
 }
@@ -161,7 +214,7 @@ void or_unenroll(struct or_bpf *b, struct or_enrolled *e)
 	/* Capture stops first, so nothing new is sent to listeners being closed. */
 	or_bpf_detach(&e->links);
 	close(e->cgroup_fd);
-	for (int i = 0; i < 2; i++) {
+	for (int i = 0; i < 4; i++) {
 		if (!e->lsn[i])
 			continue;
 		or_workers_remove_listener(e->lsn[i]);
@@ -171,11 +224,34 @@ void or_unenroll(struct or_bpf *b, struct or_enrolled *e)
 	or_pod_rt_put(e->pod);
 	free(e->netns_path);
 	free(e->cgroup_path);
+	free(e->ns);
+	free(e->sa);
 	free(e);
 }
 
 bool or_enrolled_same(const struct or_enrolled *e, const struct or_pod_cfg *pod)
 {
 	return strcmp(e->netns_path, pod->netns) == 0 && strcmp(e->cgroup_path, pod->cgroup) == 0 &&
+	       strcmp(e->ns, pod->namespace) == 0 && strcmp(e->sa, pod->service_account) == 0 &&
 	       or_ip_eq(&e->ip, &pod->ip) && or_ip_eq(&e->ip6, &pod->ip6);
+}
+
+int or_enrolled_renew(struct or_enrolled *e, const struct or_ca *ca, uint32_t ttl_s,
+		      time_t now)
+{
+	struct or_tls_id *cur = or_pod_tls_get(e->pod), *next;
+	struct or_pod_cfg pod = { .namespace = e->ns, .service_account = e->sa };
+	time_t due = cur ? or_svid_renew_at(cur->svid) : 0;
+
+	or_tls_id_put(cur);
+	if (!ca || (cur && now < due))
+		return 0;
+	next = mint_identity(ca, &pod, ttl_s, now);
+	if (!next)
+		return -ENOMEM; /* the old SVID serves until it expires; retried next tick */
+	or_info("SVID renewed", "pod=%s id=\"%s\" not_after=%lld", e->name, next->svid->id,
+		(long long)next->svid->not_after);
+	/* Tunnels already up keep their session; new ones get the new SVID. */
+	or_pod_tls_set(e->pod, next);
+	return 0;
 }

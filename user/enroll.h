@@ -11,6 +11,7 @@
 #include <stdbool.h>
 
 #include "bpf_state.h"
+#include "identity.h"
 #include "config.h"
 #include "pod.h"
 
@@ -18,17 +19,26 @@ struct or_enrolled {
 	char name[OR_NAME_LEN]; /* "namespace/name" */
 	char *netns_path;       /* as enrolled, to notice a changed config */
 	char *cgroup_path;
+	char *ns, *sa;          /* namespace and service account: the SVID's identity */
 	struct or_ip ip, ip6;
 	struct or_pod_rt *pod;
-	struct or_listener *lsn[2]; /* IPv4, IPv6 (may be NULL) */
+	struct or_listener *lsn[4]; /* outbound v4, v6; tunnel v4, v6 (each may be NULL) */
 	int cgroup_fd;
 	struct or_pod_links links;
 	struct or_enrolled *next;
 };
 
-/* Enrolls pod; on success *out is the new record. Returns 0 or -errno. */
+/*
+ * Enrolls pod: outbound listeners on `port`, tunnel listeners on its own
+ * addresses :OR_PORT_TUNNEL, and an SVID minted from ca (valid ttl_s) for
+ * its namespace and service account. On success *out is the new record.
+ * Returns 0 or -errno.
+ */
 int or_enroll(struct or_bpf *b, const struct or_pod_cfg *pod, uint16_t port,
-	      struct or_enrolled **out);
+	      const struct or_ca *ca, uint32_t ttl_s, struct or_enrolled **out);
+/* Replaces the pod's SVID when it is half way through its life. 0 or -errno. */
+int or_enrolled_renew(struct or_enrolled *e, const struct or_ca *ca, uint32_t ttl_s,
+		      time_t now);
 /* Releases the pod and frees e. */
 void or_unenroll(struct or_bpf *b, struct or_enrolled *e);
 /* true when pod still describes the pod e enrolled (same netns, cgroup, IPs). */

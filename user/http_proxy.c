@@ -671,7 +671,7 @@ static void start_try(struct or_hconn *c)
 		}
 		atomic_fetch_add(&rt->metrics->pending, 1);
 		c->ts = TRY_CONNECTING;
-		fd = or_upstream_connect(c->pod, &rt->eps[ep], &in_progress);
+		fd = or_upstream_connect(c->w, c->pod, rt, ep, &in_progress);
 		if (fd < 0) {
 			try_failed(c, OR_FAIL_CONNECT, 0);
 			return;

@@ -367,6 +367,16 @@ int or_metrics_render(const struct or_metrics_node *node, char **out, size_t *le
 		  (unsigned long long)(node ? node->config_reloads_ok : 0));
 	sb_printf(&b, "outrider_config_reloads_total{result=\"failed\"} %llu\n",
 		  (unsigned long long)(node ? node->config_reloads_failed : 0));
+	for (size_t i = 0; node && i < node->n_extra; i++) {
+		const struct or_metric_sample *x = &node->extra[i];
+
+		if (i == 0 || strcmp(node->extra[i - 1].name, x->name) != 0)
+			sb_family(&b, x->name, x->type, x->help);
+		if (x->label)
+			sb_printf(&b, "%s{%s} %llu\n", x->name, x->label, (unsigned long long)x->value);
+		else
+			sb_printf(&b, "%s %llu\n", x->name, (unsigned long long)x->value);
+	}
 
 	if (b.oom || !b.p) {
 		free(b.p);

@@ -60,6 +60,15 @@ struct or_metrics_node {
 	uint64_t enrolled_pods;
 	uint64_t config_reloads_ok;
 	uint64_t config_reloads_failed;
+	/* Counters kept elsewhere (TLS, tunnels): name, label or NULL, value. */
+	struct or_metric_sample {
+		const char *name;
+		const char *type; /* "counter" / "gauge"; the first sample of a name gives HELP */
+		const char *help;
+		const char *label; /* `key="value"` or NULL */
+		uint64_t value;
+	} *extra;
+	size_t n_extra;
 };
 
 /*

@@ -8,6 +8,8 @@
 
 #include "health.h"
 #include "http_proxy.h"
+#include "tunnel_in.h"
+#include "tunnel_out.h"
 #include "log.h"
 #include "proxy.h"
 #include "routes.h"
@@ -369,7 +371,7 @@ static void start_try(struct or_conn *c)
 	or_lb_acquire(&rt->lb, ep);
 	atomic_fetch_add(&rt->metrics->pending, 1);
 	c->state = CONN_CONNECTING;
-	fd = or_upstream_connect(c->pod, &rt->eps[ep], &in_progress);
+	fd = or_upstream_connect(c->w, c->pod, rt, ep, &in_progress);
 	if (fd < 0) {
 		try_failed(c, fd);
 		return;
@@ -495,6 +497,8 @@ void or_proxy_close_all(struct or_worker *w)
 	while (w->conns)
 		conn_close(w->conns, false);
 	or_http_close_all(w);
+	or_tunnel_close_all(w);
+	or_tunnel_out_close_all(w);
 	/* Run the frees conn_close deferred: the loop is not running any more. */
 	ev_run_deferred(w->loop);
 }

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "health.h"
+#include "identity.h"
 #include "routes.h"
 
 static pthread_mutex_t current_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -84,12 +85,29 @@ static void routes_free(struct or_routes *r)
 {
 	for (size_t i = 0; i < r->n; i++) {
 		or_lb_free(&r->v[i].lb);
+		for (size_t j = 0; j < r->v[i].n_eps; j++)
+			free(r->v[i].eps[j].spiffe_id);
 		free(r->v[i].eps);
+		for (size_t k = 0; k < r->v[i].n_authz; k++)
+			free(r->v[i].authz[k].value);
+		free(r->v[i].authz);
 		if (r->v[i].metrics) /* set last in build: the budget was initialised */
 			or_budget_destroy(&r->v[i].budget);
 	}
 	free(r->v);
 	free(r);
+}
+
+/*
+ * Whether pod takes part in the mesh on its own node (so its node's agent
+ * serves its :15008): the enrollment rule, asked as if we were that node.
+ */
+static bool pod_in_mesh(const struct or_config *cfg, const struct or_pod_cfg *pod)
+{
+	struct or_config as_its_node = *cfg;
+
+	as_its_node.node = pod->node;
+	return or_pod_enrolled(&as_its_node, pod);
 }
 
 /* Endpoints of one service port: explicit ones, or the pods its selector picks. */
@@ -133,6 +151,16 @@ static int resolve_eps(const struct or_config *cfg, const struct or_svc_cfg *svc
 		ep->ip = *ip;
 		ep->port = port->target_port;
 		ep->weight = 1;
+		if (pod_in_mesh(cfg, pod)) {
+			char id[OR_SPIFFE_ID_MAX];
+
+			if (or_spiffe_id(cfg->trust_domain, pod->namespace, pod->service_account, id,
+					 sizeof(id)) == 0) {
+				ep->spiffe_id = strdup(id);
+				if (!ep->spiffe_id)
+					return -ENOMEM;
+			}
+		}
 		ep->health = or_health_get(&ep->ip, ep->port);
 		if (!ep->health)
 			return -ENOMEM;
@@ -140,6 +168,27 @@ static int resolve_eps(const struct or_config *cfg, const struct or_svc_cfg *svc
 		if (err)
 			return err;
 		ep->node_id = node_id;
+	}
+	return 0;
+}
+
+/* The service's authorization rules, copied: the config may go first. */
+static int copy_authz(const struct or_svc_cfg *svc, struct or_route *rt)
+{
+	if (!svc->n_authz)
+		return 0;
+	rt->authz = calloc(svc->n_authz, sizeof(*rt->authz));
+	if (!rt->authz)
+		return -ENOMEM;
+	for (size_t k = 0; k < svc->n_authz; k++) {
+		rt->authz[k] = svc->authz[k];
+		rt->authz[k].value = NULL;
+		rt->n_authz++;
+		if (svc->authz[k].value) {
+			rt->authz[k].value = strdup(svc->authz[k].value);
+			if (!rt->authz[k].value)
+				return -ENOMEM;
+		}
 	}
 	return 0;
 }
@@ -180,6 +229,10 @@ int or_routes_build(const struct or_config *cfg, struct or_routes **out)
 			rt->protocol = svc->ports[j].protocol;
 			rt->connect_timeout_ms = svc->policy.connect_timeout_ms;
 			rt->policy = svc->policy;
+			rt->mtls = or_svc_mtls(cfg, svc);
+			err = copy_authz(svc, rt);
+			if (err)
+				goto fail;
 			snprintf(rt->name, sizeof(rt->name), "%s/%s", svc->namespace, svc->name);
 			snprintf(idname, sizeof(idname), "%s:%u", rt->name, rt->port);
 			err = id_lookup(&svc_ids, idname, &rt->svc_id);

@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "or_abi.h"
+#include "authz.h"
 #include "budget.h"
 #include "config.h"
 #include "lb.h"
@@ -25,6 +26,7 @@ struct or_route_ep {
 	uint32_t weight;
 	uint32_t node_id;
 	struct or_health *health; /* outlier state, shared by every route to this ip:port */
+	char *spiffe_id; /* a pod in the mesh (any node): its SPIFFE ID; NULL otherwise */
 };
 
 struct or_route {
@@ -38,6 +40,9 @@ struct or_route {
 	struct or_policy_cfg policy;
 	struct or_svc_metrics *metrics; /* by service name, for the agent's life */
 	struct or_budget budget;        /* retry budget of this service port */
+	enum or_mtls_mode mtls;
+	struct or_authz_rule *authz;    /* copies: the config may go before the routes */
+	size_t n_authz;
 	struct or_route_ep *eps;
 	size_t n_eps;
 	struct or_lb lb;

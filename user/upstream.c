@@ -5,6 +5,7 @@
 #include "log.h"
 #include "netns.h"
 #include "sock.h"
+#include "tunnel_out.h"
 #include "upstream.h"
 
 struct pick_ctx {
@@ -47,10 +48,16 @@ int or_upstream_pick(struct or_worker *w, struct or_route *rt, uint64_t tried, u
 	return -ENOENT;
 }
 
-int or_upstream_connect(struct or_pod_rt *pod, const struct or_route_ep *ep, int *in_progress)
+int or_upstream_connect(struct or_worker *w, struct or_pod_rt *pod, const struct or_route *rt,
+			int idx, int *in_progress)
 {
+	const struct or_route_ep *ep = &rt->eps[idx];
 	int fd, err;
 
+	if (ep->spiffe_id && rt->mtls != OR_MTLS_DISABLED) {
+		*in_progress = 0;
+		return or_tunnel_open(w, pod, &ep->ip, ep->port, ep->spiffe_id);
+	}
 	err = or_netns_enter(pod->netns_fd);
 	if (err)
 		return err;

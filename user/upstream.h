@@ -24,8 +24,13 @@
 int or_upstream_pick(struct or_worker *w, struct or_route *rt, uint64_t tried, uint64_t now_ms,
 		     bool *probe);
 
-/* A non-blocking connect to the endpoint from inside the pod's netns. */
-int or_upstream_connect(struct or_pod_rt *pod, const struct or_route_ep *ep, int *in_progress);
+/*
+ * A non-blocking connect to endpoint idx of rt from inside the pod's netns:
+ * straight to it, or, for a mesh pod under mtls permissive/strict, through
+ * an mTLS tunnel (then connected at once, *in_progress 0: see tunnel_out.c).
+ */
+int or_upstream_connect(struct or_worker *w, struct or_pod_rt *pod, const struct or_route *rt,
+			int idx, int *in_progress);
 
 /*
  * After a failed try: the retry policy, then the retry budget, then the

@@ -9,6 +9,7 @@
 
 #include "log.h"
 #include "proxy.h"
+#include "tunnel_in.h"
 #include "worker.h"
 
 enum or_wcmd_type { OR_WCMD_ADD, OR_WCMD_DEL, OR_WCMD_STOP };
@@ -65,7 +66,10 @@ static void on_accept(struct ev_loop *loop, struct ev_io *io, unsigned int reven
 					strerror(errno));
 			return;
 		}
-		or_proxy_accept(reg->w, reg->l, fd);
+		if (reg->l->kind == OR_LSN_TUNNEL)
+			or_tunnel_accept(reg->w, reg->l, fd);
+		else
+			or_proxy_accept(reg->w, reg->l, fd);
 	}
 }
 

@@ -16,6 +16,8 @@
 
 struct or_conn;
 struct or_hconn;
+struct or_tconn;
+struct or_oconn;
 struct or_pooled;
 struct or_wcmd;
 
@@ -30,6 +32,8 @@ struct or_worker {
 	struct or_lsn_reg *lsns;  /* listeners this worker watches */
 	struct or_conn *conns;    /* L4 connections this worker owns */
 	struct or_hconn *hconns;  /* HTTP connections this worker owns */
+	struct or_tconn *tconns;  /* inbound mTLS tunnels this worker owns */
+	struct or_oconn *oconns;  /* outbound mTLS tunnels this worker owns */
 	struct or_pooled *pool;   /* idle upstream HTTP connections */
 	unsigned int pool_len;
 	uint64_t rng;             /* xorshift state for load balancing */

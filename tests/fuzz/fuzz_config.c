@@ -27,8 +27,17 @@ static void check_valid(const struct or_config *cfg)
 	CHECK(cfg->selector_key[0] && cfg->selector_value[0]);
 	CHECK(cfg->max_connections >= 1 && cfg->max_connections <= 10000000);
 	CHECK(cfg->workers <= 256);
-	for (size_t i = 0; i < cfg->n_namespaces; i++)
+	CHECK(cfg->trust_domain && cfg->trust_domain[0] &&
+	      strspn(cfg->trust_domain, "abcdefghijklmnopqrstuvwxyz0123456789.-_") ==
+		      strlen(cfg->trust_domain));
+	CHECK(cfg->state_dir && cfg->state_dir[0] == '/');
+	CHECK(!cfg->ca_cert == !cfg->ca_key);
+	CHECK(!cfg->ca_cert || (cfg->ca_cert[0] == '/' && cfg->ca_key[0] == '/'));
+	CHECK(cfg->svid_ttl_s >= 60 && cfg->svid_ttl_s <= 31536000);
+	for (size_t i = 0; i < cfg->n_namespaces; i++) {
 		CHECK(cfg->namespaces[i].name && cfg->namespaces[i].line > 0);
+		CHECK(or_mtls_mode_name(cfg->namespaces[i].mtls)[0] != 'u');
+	}
 	for (size_t i = 0; i < cfg->n_pods; i++) {
 		const struct or_pod_cfg *p = &cfg->pods[i];
 
@@ -56,6 +65,25 @@ static void check_valid(const struct or_config *cfg)
 		CHECK(or_lb_algo_name(s->policy.load_balancer)[0] != 'u');
 		for (size_t j = 0; j < cfg->n_pods; j++)
 			(void)or_labels_match(&cfg->pods[j].labels, &s->selector);
+		CHECK(or_mtls_mode_name(or_svc_mtls(cfg, s))[0] != 'u');
+		CHECK(!s->mtls_set || or_svc_mtls(cfg, s) == s->mtls);
+		CHECK(!s->n_authz == !s->authz);
+		for (size_t j = 0; j < s->n_authz; j++) {
+			const struct or_authz_rule *r = &s->authz[j];
+
+			CHECK(r->action == OR_AUTHZ_ALLOW || r->action == OR_AUTHZ_DENY);
+			CHECK(r->line > 0 && r->n_ports <= OR_AUTHZ_MAX_PORTS);
+			CHECK((r->match == OR_AUTHZ_ANY) == !r->value);
+			if (r->match == OR_AUTHZ_EXACT || r->match == OR_AUTHZ_PREFIX)
+				CHECK(strncmp(r->value, "spiffe://", 9) == 0 &&
+				      strlen(r->value) <= 255);
+			else if (r->match == OR_AUTHZ_NAMESPACE)
+				CHECK(r->value[0]);
+			else
+				CHECK(r->match == OR_AUTHZ_ANY);
+			for (size_t k = 0; k < r->n_ports; k++)
+				CHECK(r->ports[k]);
+		}
 	}
 }
 

@@ -1454,3 +1454,465 @@ Test(config, lb_algo_names)
 	cr_expect_str_eq(or_lb_algo_name(OR_LB_LEAST_REQUEST), "least_request");
 	cr_expect_str_eq(or_lb_algo_name(OR_LB_RANDOM), "random");
 }
+
+/* ---- identity: trust domain, state directory, CA, SVID lifetime ----------- */
+
+Test(identity, defaults)
+{
+	struct or_config *cfg = load_ok("iddef.yaml", "node: a\n");
+
+	cr_expect_str_eq(cfg->trust_domain, OR_DEFAULT_TRUST_DOMAIN);
+	cr_expect_str_eq(cfg->trust_domain, "cluster.local");
+	cr_expect_str_eq(cfg->state_dir, OR_DEFAULT_STATE_DIR);
+	cr_expect_str_eq(cfg->state_dir, "/var/lib/outrider");
+	cr_expect_null(cfg->ca_cert, "no ca: the CA in state_dir");
+	cr_expect_null(cfg->ca_key);
+	cr_expect_eq(cfg->svid_ttl_s, 86400);
+	or_config_free(cfg);
+}
+
+Test(identity, given)
+{
+	struct or_config *cfg = load_ok("idgiven.yaml",
+					"node: a\n"
+					"trust_domain: prod.example-1_x\n"
+					"state_dir: /run/outrider/node-a\n"
+					"ca:\n"
+					"  cert: /etc/outrider/ca/tls.crt\n"
+					"  key: /etc/outrider/ca/tls.key\n"
+					"svid_ttl_s: 60\n");
+
+	cr_expect_str_eq(cfg->trust_domain, "prod.example-1_x");
+	cr_expect_str_eq(cfg->state_dir, "/run/outrider/node-a");
+	cr_expect_str_eq(cfg->ca_cert, "/etc/outrider/ca/tls.crt");
+	cr_expect_str_eq(cfg->ca_key, "/etc/outrider/ca/tls.key");
+	cr_expect_eq(cfg->svid_ttl_s, 60);
+	or_config_free(cfg);
+
+	cfg = load_ok("idmax.yaml", "node: a\nsvid_ttl_s: 31536000\nca: {}\nstate_dir: /\n");
+	cr_expect_eq(cfg->svid_ttl_s, 31536000);
+	cr_expect_null(cfg->ca_cert, "an empty ca: is no ca:");
+	cr_expect_str_eq(cfg->state_dir, "/");
+	or_config_free(cfg);
+
+	/* Both keys may name one PEM file holding the certificate and the key. */
+	cfg = load_ok("idsame.yaml", "node: a\nca: {cert: /ca.pem, key: /ca.pem}\n");
+	cr_expect_str_eq(cfg->ca_cert, "/ca.pem");
+	cr_expect_str_eq(cfg->ca_key, "/ca.pem");
+	or_config_free(cfg);
+}
+
+Test(identity, bad_trust_domains)
+{
+	load_bad("td1.yaml", "node: a\ntrust_domain: Cluster.local\n", 2,
+		 "trust_domain: 'Cluster.local' is not a SPIFFE trust domain");
+	load_bad("td2.yaml", "node: a\ntrust_domain: \"\"\n", 2, "is not a SPIFFE trust domain");
+	load_bad("td3.yaml", "node: a\ntrust_domain: cluster.local/ns\n", 2,
+		 "'cluster.local/ns' is not a SPIFFE trust domain");
+	load_bad("td4.yaml", "node: a\ntrust_domain: spiffe://cluster.local\n", 2,
+		 "is not a SPIFFE trust domain");
+	load_bad("td5.yaml", "node: a\ntrust_domain: \"a b\"\n", 2, "is not a SPIFFE trust domain");
+	load_bad("td6.yaml", "node: a\ntrust_domain: td:8443\n", 2, "is not a SPIFFE trust domain");
+	load_bad("td7.yaml", "node: a\ntrust_domain: [a]\n", 2,
+		 "trust_domain: expected a string, got a list");
+
+	char yaml[512];
+
+	snprintf(yaml, sizeof(yaml), "node: a\ntrust_domain: %0256d\n", 0);
+	load_bad("td256.yaml", yaml, 2, "1-255 characters");
+	snprintf(yaml, sizeof(yaml), "node: a\ntrust_domain: %0255d\n", 0);
+	or_config_free(load_ok("td255.yaml", yaml));
+}
+
+Test(identity, bad_paths_and_ttls)
+{
+	load_bad("sd.yaml", "node: a\nstate_dir: var/lib/outrider\n", 2,
+		 "state_dir: 'var/lib/outrider' is not an absolute path");
+	load_bad("sdempty.yaml", "node: a\nstate_dir: \"\"\n", 2, "is not an absolute path");
+	load_bad("cacert.yaml", "node: a\nca:\n  cert: ca.crt\n  key: /ca.key\n", 3,
+		 "ca.cert: 'ca.crt' is not an absolute path");
+	load_bad("cakey.yaml", "node: a\nca:\n  cert: /ca.crt\n  key: ./ca.key\n", 4,
+		 "ca.key: './ca.key' is not an absolute path");
+	load_bad("caonlycert.yaml", "node: a\nca:\n  cert: /ca.crt\n", 3,
+		 "ca: cert is given without key: give both, or neither");
+	load_bad("caonlykey.yaml", "node: a\nca: {key: /ca.key}\n", 2,
+		 "ca: key is given without cert");
+	load_bad("canullkey.yaml", "node: a\nca: {cert: /ca.crt, key: ~}\n", 2,
+		 "cert is given without key");
+	load_bad("caunknown.yaml", "node: a\nca:\n  cert: /c\n  key: /k\n  bundle: /b\n", 5,
+		 "ca: unknown key 'bundle' (expected one of: cert, key)");
+	load_bad("cascalar.yaml", "node: a\nca: /etc/ca.pem\n", 2,
+		 "ca: expected a mapping, got a scalar");
+	load_bad("ttl59.yaml", "node: a\nsvid_ttl_s: 59\n", 2,
+		 "svid_ttl_s: 59 is out of range (60-31536000)");
+	load_bad("ttlbig.yaml", "node: a\nsvid_ttl_s: 31536001\n", 2, "is out of range");
+	load_bad("ttl0.yaml", "node: a\nsvid_ttl_s: 0\n", 2, "0 is out of range");
+	load_bad("ttlunit.yaml", "node: a\nsvid_ttl_s: 24h\n", 2, "'24h' is not an integer");
+}
+
+Test(identity, pod_spiffe_id_must_fit)
+{
+	/* 9 + 230 + 4 + 7 + 4 + 7 = 261 > 255; the trust domain comes after the pods. */
+	char yaml[1024];
+
+	snprintf(yaml, sizeof(yaml),
+		 "node: a\n"
+		 "pods:\n"
+		 "  - {name: p, ip: 10.0.0.1, node: b}\n"
+		 "  - {name: q, ip: 10.0.0.2, node: b, service_account: default}\n"
+		 "trust_domain: %0230d\n",
+		 0);
+	load_bad("idlong.yaml", yaml, 3, "pods[0]: SPIFFE ID spiffe://");
+	load_bad("idlong2.yaml", yaml, 3, "would be 261 characters, at most 255");
+
+	/* 9 + 224 + 4 + 7 + 4 + 7 = 255: fits. */
+	snprintf(yaml, sizeof(yaml),
+		 "node: a\npods:\n  - {name: p, ip: 10.0.0.1, node: b}\ntrust_domain: %0224d\n",
+		 0);
+	or_config_free(load_ok("idfits.yaml", yaml));
+}
+
+/* ---- mtls modes ------------------------------------------------------------ */
+
+static const char mtls_yaml[] =
+	"node: a\n"					/* 1 */
+	"namespaces:\n"					/* 2 */
+	"  - {name: locked, mtls: strict}\n"		/* 3 */
+	"  - {name: legacy, mtls: disabled}\n"		/* 4 */
+	"  - {name: plain}\n"				/* 5 */
+	"  - {name: open, mtls: permissive}\n"		/* 6 */
+	"services:\n"					/* 7 */
+	"  - {name: s1, namespace: locked, vip: 10.96.0.1, ports: [{port: 80}]}\n"
+	"  - {name: s2, namespace: locked, vip: 10.96.0.2, ports: [{port: 80}], mtls: permissive}\n"
+	"  - {name: s3, namespace: legacy, vip: 10.96.0.3, ports: [{port: 80}]}\n"
+	"  - {name: s4, namespace: legacy, vip: 10.96.0.4, ports: [{port: 80}], mtls: strict}\n"
+	"  - {name: s5, namespace: plain, vip: 10.96.0.5, ports: [{port: 80}]}\n"
+	"  - {name: s6, namespace: nowhere, vip: 10.96.0.6, ports: [{port: 80}]}\n"
+	"  - {name: s7, vip: 10.96.0.7, ports: [{port: 80}], mtls: disabled}\n"
+	"  - {name: s8, namespace: open, vip: 10.96.0.8, ports: [{port: 80}]}\n";
+
+Test(mtls, namespace_and_service_modes)
+{
+	struct or_config *cfg = load_ok("mtls.yaml", mtls_yaml);
+	static const enum or_mtls_mode want[] = {
+		OR_MTLS_STRICT,	    OR_MTLS_PERMISSIVE, OR_MTLS_DISABLED, OR_MTLS_STRICT,
+		OR_MTLS_PERMISSIVE, OR_MTLS_PERMISSIVE, OR_MTLS_DISABLED, OR_MTLS_PERMISSIVE,
+	};
+
+	cr_assert_eq(cfg->n_namespaces, 4);
+	cr_expect_eq(cfg->namespaces[0].mtls, OR_MTLS_STRICT);
+	cr_expect_eq(cfg->namespaces[1].mtls, OR_MTLS_DISABLED);
+	cr_expect_eq(cfg->namespaces[2].mtls, OR_MTLS_PERMISSIVE, "the namespace default");
+	cr_expect_eq(cfg->namespaces[3].mtls, OR_MTLS_PERMISSIVE);
+	cr_assert_eq(cfg->n_services, 8);
+	for (size_t i = 0; i < 8; i++)
+		cr_expect_eq(or_svc_mtls(cfg, &cfg->services[i]), want[i], "services[%zu] (%s): %s",
+			     i, cfg->services[i].name,
+			     or_mtls_mode_name(or_svc_mtls(cfg, &cfg->services[i])));
+	cr_expect_not(cfg->services[0].mtls_set, "inherited");
+	cr_expect(cfg->services[1].mtls_set);
+	cr_expect_eq(cfg->services[1].mtls, OR_MTLS_PERMISSIVE);
+	cr_expect_eq(cfg->services[0].mtls, OR_MTLS_PERMISSIVE, "unset reads as permissive");
+	or_config_free(cfg);
+}
+
+Test(mtls, mode_names)
+{
+	cr_expect_str_eq(or_mtls_mode_name(OR_MTLS_DISABLED), "disabled");
+	cr_expect_str_eq(or_mtls_mode_name(OR_MTLS_PERMISSIVE), "permissive");
+	cr_expect_str_eq(or_mtls_mode_name(OR_MTLS_STRICT), "strict");
+	cr_expect_str_eq(or_mtls_mode_name((enum or_mtls_mode)7), "unknown");
+}
+
+Test(mtls, bad_values)
+{
+	load_bad("nsmtls.yaml", "node: a\nnamespaces:\n  - name: x\n    mtls: STRICT\n", 4,
+		 "namespaces[0].mtls: 'STRICT' is not an mtls mode (disabled, permissive, strict)");
+	load_bad("nsmtls2.yaml", "node: a\nnamespaces:\n  - {name: x, mtls: true}\n", 3,
+		 "'true' is not an mtls mode");
+	load_bad("svcmtls.yaml",
+		 "node: a\nservices:\n  - name: s\n    vip: 10.0.0.1\n    ports: [{port: 1}]\n"
+		 "    mtls: mutual\n",
+		 6, "services[0].mtls: 'mutual' is not an mtls mode");
+	load_bad("svcmtlslist.yaml",
+		 "node: a\nservices:\n  - name: s\n    vip: 10.0.0.1\n    ports: [{port: 1}]\n"
+		 "    mtls: [strict]\n",
+		 6, "services[0].mtls: expected a string, got a list");
+	load_bad("nsmtlsunknown.yaml", "node: a\nnamespaces:\n  - {name: x, mTLS: strict}\n", 3,
+		 "unknown key 'mTLS' (expected one of: name, labels, mtls)");
+}
+
+Test(mtls, null_is_absent)
+{
+	struct or_config *cfg = load_ok("mtlsnull.yaml",
+					"node: a\nnamespaces:\n  - {name: x, mtls: strict}\n"
+					"services:\n  - {name: s, namespace: x, vip: 10.0.0.1,\n"
+					"     ports: [{port: 1}], mtls: ~}\n");
+
+	cr_expect_not(cfg->services[0].mtls_set);
+	cr_expect_eq(or_svc_mtls(cfg, &cfg->services[0]), OR_MTLS_STRICT);
+	or_config_free(cfg);
+}
+
+/* ---- authorization --------------------------------------------------------- */
+
+static const char authz_yaml[] =
+	"node: a\n"							/* 1 */
+	"services:\n"							/* 2 */
+	"  - name: api\n"						/* 3 */
+	"    namespace: shop\n"						/* 4 */
+	"    vip: 10.96.0.10\n"						/* 5 */
+	"    ports: [{port: 80}, {port: 9090}]\n"			/* 6 */
+	"    mtls: strict\n"						/* 7 */
+	"    authorization:\n"						/* 8 */
+	"      - action: deny\n"					/* 9 */
+	"        from: {namespace: untrusted}\n"			/* 10 */
+	"      - action: allow\n"					/* 11 */
+	"        from: {spiffe: \"spiffe://cluster.local/ns/shop/sa/web\"}\n" /* 12 */
+	"        ports: [80]\n"						/* 13 */
+	"      - action: allow\n"					/* 14 */
+	"        from: {spiffe_prefix: \"spiffe://cluster.local/ns/ops/\"}\n" /* 15 */
+	"        ports: [80, 9090]\n"					/* 16 */
+	"      - {action: deny, ports: [9090]}\n"			/* 17 */
+	"      - action: allow\n"					/* 18 */
+	"        from: ~\n"						/* 19 */
+	"  - name: plain\n"						/* 20 */
+	"    vip: 10.96.0.11\n"						/* 21 */
+	"    ports: [{port: 80}]\n"					/* 22 */
+	"    authorization: []\n";					/* 23 */
+
+Test(authorization, every_kind_of_rule)
+{
+	struct or_config *cfg = load_ok("authz.yaml", authz_yaml);
+	const struct or_svc_cfg *s = &cfg->services[0];
+	const struct or_authz_rule *r = s->authz;
+
+	cr_assert_eq(s->n_authz, 5);
+	cr_expect_eq(r[0].action, OR_AUTHZ_DENY);
+	cr_expect_eq(r[0].match, OR_AUTHZ_NAMESPACE);
+	cr_expect_str_eq(r[0].value, "untrusted");
+	cr_expect_eq(r[0].n_ports, 0);
+	cr_expect_eq(r[0].line, 9);
+
+	cr_expect_eq(r[1].action, OR_AUTHZ_ALLOW);
+	cr_expect_eq(r[1].match, OR_AUTHZ_EXACT);
+	cr_expect_str_eq(r[1].value, "spiffe://cluster.local/ns/shop/sa/web");
+	cr_assert_eq(r[1].n_ports, 1);
+	cr_expect_eq(r[1].ports[0], 80);
+	cr_expect_eq(r[1].line, 11);
+
+	cr_expect_eq(r[2].match, OR_AUTHZ_PREFIX);
+	cr_expect_str_eq(r[2].value, "spiffe://cluster.local/ns/ops/");
+	cr_assert_eq(r[2].n_ports, 2);
+	cr_expect_eq(r[2].ports[0], 80);
+	cr_expect_eq(r[2].ports[1], 9090);
+	cr_expect_eq(r[2].line, 14);
+
+	cr_expect_eq(r[3].action, OR_AUTHZ_DENY);
+	cr_expect_eq(r[3].match, OR_AUTHZ_ANY, "no from: any peer");
+	cr_expect_null(r[3].value);
+	cr_expect_eq(r[3].n_ports, 1);
+	cr_expect_eq(r[3].line, 17);
+
+	cr_expect_eq(r[4].action, OR_AUTHZ_ALLOW);
+	cr_expect_eq(r[4].match, OR_AUTHZ_ANY, "from: ~ is no from");
+	cr_expect_eq(r[4].line, 18);
+
+	cr_expect_eq(cfg->services[1].n_authz, 0);
+	cr_expect_null(cfg->services[1].authz);
+	or_config_free(cfg);
+}
+
+Test(authorization, default_is_no_rules)
+{
+	struct or_config *cfg = load_ok("noauthz.yaml", full_yaml);
+
+	for (size_t i = 0; i < cfg->n_services; i++) {
+		cr_expect_eq(cfg->services[i].n_authz, 0);
+		cr_expect_null(cfg->services[i].authz);
+		cr_expect_not(cfg->services[i].mtls_set);
+	}
+	or_config_free(cfg);
+}
+
+Test(authorization, shared_through_an_alias)
+{
+	struct or_config *cfg = load_ok(
+		"authzalias.yaml",
+		"node: a\nservices:\n"
+		"  - {name: a, vip: 10.0.0.1, ports: [{port: 1}], authorization: &rules [\n"
+		"      {action: allow, from: {namespace: shop}, ports: [1, 2]},\n"
+		"      {action: deny, from: {spiffe: 'spiffe://td/x'}}]}\n"
+		"  - {name: b, vip: 10.0.0.2, ports: [{port: 1}], authorization: *rules}\n");
+
+	cr_assert_eq(cfg->services[1].n_authz, 2);
+	cr_expect_str_eq(cfg->services[1].authz[0].value, "shop");
+	cr_expect_str_eq(cfg->services[1].authz[1].value, "spiffe://td/x");
+	cr_expect_neq(cfg->services[0].authz[0].value, cfg->services[1].authz[0].value,
+		      "each service owns its copy");
+	cr_expect_eq(cfg->services[1].authz[0].n_ports, 2);
+	or_config_free(cfg);
+}
+
+Test(authorization, sixteen_ports_fit)
+{
+	struct or_config *cfg = load_ok(
+		"authz16.yaml",
+		"node: a\nservices:\n  - name: s\n    vip: 10.0.0.1\n    ports: [{port: 1}]\n"
+		"    authorization:\n      - action: allow\n"
+		"        ports: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 65535]\n");
+
+	cr_assert_eq(cfg->services[0].authz[0].n_ports, OR_AUTHZ_MAX_PORTS);
+	cr_expect_eq(cfg->services[0].authz[0].ports[15], 65535);
+	or_config_free(cfg);
+}
+
+/* A service whose authorization: block is `body` (indented six spaces), from line 7. */
+static void authz_bad(const char *name, const char *body, int line, const char *frag)
+{
+	char yaml[2048];
+
+	snprintf(yaml, sizeof(yaml),
+		 "node: a\nservices:\n  - name: s\n    vip: 10.0.0.1\n    ports: [{port: 1}]\n"
+		 "    authorization:\n%s",
+		 body);
+	load_bad(name, yaml, line, frag);
+}
+
+Test(authorization, rule_errors)
+{
+	authz_bad("noaction.yaml", "      - from: {namespace: x}\n", 7,
+		  "services[0].authorization[0]: action is required (allow, deny)");
+	authz_bad("badaction.yaml", "      - action: permit\n", 7,
+		  "authorization[0].action: 'permit' is not an action (allow, deny)");
+	authz_bad("caseaction.yaml", "      - action: ALLOW\n", 7, "'ALLOW' is not an action");
+	authz_bad("listaction.yaml", "      - action: [allow]\n", 7,
+		  "action: expected a string, got a list");
+	authz_bad("unknownrule.yaml", "      - action: allow\n        to: {port: 80}\n", 8,
+		  "authorization[0]: unknown key 'to' (expected one of: action, from, ports)");
+	authz_bad("rulescalar.yaml", "      - allow\n", 7,
+		  "authorization[0]: expected a mapping, got a scalar");
+	authz_bad("second.yaml", "      - action: allow\n      - action: nope\n", 8,
+		  "services[0].authorization[1].action: 'nope'");
+	load_bad("authzmap.yaml",
+		 "node: a\nservices:\n  - name: s\n    vip: 10.0.0.1\n    ports: [{port: 1}]\n"
+		 "    authorization: {action: allow}\n",
+		 6, "services[0].authorization: expected a list, got a mapping");
+}
+
+Test(authorization, from_errors)
+{
+	authz_bad("fromunknown.yaml",
+		  "      - action: allow\n        from: {principal: 'spiffe://td/x'}\n", 8,
+		  "authorization[0].from: unknown key 'principal' (expected one of: spiffe, "
+		  "spiffe_prefix, namespace)");
+	authz_bad("fromtwo.yaml",
+		  "      - action: allow\n        from:\n          spiffe: 'spiffe://td/a'\n"
+		  "          namespace: shop\n",
+		  10, "'spiffe' and 'namespace' in one rule; use one per rule");
+	authz_bad("fromempty.yaml", "      - action: allow\n        from: {}\n", 8,
+		  "authorization[0].from: needs one of spiffe, spiffe_prefix, namespace");
+	authz_bad("fromnullval.yaml", "      - action: deny\n        from: {spiffe: ~}\n", 8,
+		  "needs one of spiffe, spiffe_prefix, namespace");
+	authz_bad("fromlist.yaml", "      - action: deny\n        from: [a]\n", 8,
+		  "from: expected a mapping, got a list");
+	authz_bad("fromns.yaml", "      - action: deny\n        from: {namespace: Shop}\n", 8,
+		  "from.namespace: 'Shop' is not a DNS-1123 label");
+	authz_bad("fromnsempty.yaml", "      - action: deny\n        from: {namespace: ''}\n", 8,
+		  "is not a DNS-1123 label");
+}
+
+static void bad_spiffe(const char *name, const char *key, const char *value, const char *frag)
+{
+	char body[1024];
+
+	snprintf(body, sizeof(body), "      - action: deny\n        from:\n          %s: '%s'\n",
+		 key, value);
+	authz_bad(name, body, 9, frag);
+}
+
+Test(authorization, bad_spiffe_ids)
+{
+	bad_spiffe("sp1.yaml", "spiffe", "http://cluster.local/ns/a/sa/b",
+		   "from.spiffe: 'http://cluster.local/ns/a/sa/b' is not a SPIFFE ID: it does not "
+		   "start with spiffe://");
+	bad_spiffe("sp2.yaml", "spiffe", "SPIFFE://cluster.local/ns/a", "does not start with");
+	bad_spiffe("sp3.yaml", "spiffe", "spiffe://Cluster.local/ns/a", "bad trust domain");
+	bad_spiffe("sp4.yaml", "spiffe", "spiffe:///ns/a", "bad trust domain");
+	bad_spiffe("sp5.yaml", "spiffe", "spiffe://cluster.local", "has no path");
+	bad_spiffe("sp6.yaml", "spiffe", "spiffe://cluster.local/", "ends with '/'");
+	bad_spiffe("sp7.yaml", "spiffe", "spiffe://cluster.local/ns/a/", "ends with '/'");
+	bad_spiffe("sp8.yaml", "spiffe", "spiffe://cluster.local/ns//a", "empty path segment");
+	bad_spiffe("sp9.yaml", "spiffe", "spiffe://cluster.local/ns/../a", "'.' or '..'");
+	bad_spiffe("sp10.yaml", "spiffe", "spiffe://cluster.local/./a", "'.' or '..'");
+	bad_spiffe("sp11.yaml", "spiffe", "spiffe://cluster.local/ns/a%20b", "a character other");
+	bad_spiffe("sp12.yaml", "spiffe", "spiffe://cluster.local/ns/a?x=1", "a character other");
+	bad_spiffe("sp13.yaml", "spiffe", "spiffe://cluster.local:443/ns/a", "bad trust domain");
+	bad_spiffe("sp14.yaml", "spiffe", "spiffe://user@cluster.local/ns/a", "bad trust domain");
+	bad_spiffe("sp15.yaml", "spiffe", "spiffe://cluster.local/ns/a#frag", "a character other");
+	bad_spiffe("sp16.yaml", "spiffe", "", "does not start with");
+
+	bad_spiffe("pre1.yaml", "spiffe_prefix", "spiffe://cluster.local",
+		   "from.spiffe_prefix: 'spiffe://cluster.local' is not a SPIFFE ID prefix: it has "
+		   "no '/' after the trust domain");
+	bad_spiffe("pre2.yaml", "spiffe_prefix", "spiffe://", "no '/' after the trust domain");
+	bad_spiffe("pre3.yaml", "spiffe_prefix", "spiffe://CL/ns/", "bad trust domain");
+	bad_spiffe("pre4.yaml", "spiffe_prefix", "spiffe://td/ns//", "empty path segment");
+	bad_spiffe("pre5.yaml", "spiffe_prefix", "spiffe://td/../x", "'.' or '..'");
+	bad_spiffe("pre6.yaml", "spiffe_prefix", "spiffe://td/ns/*", "a character other");
+	bad_spiffe("pre7.yaml", "spiffe_prefix", "cluster.local/ns/", "does not start with");
+
+	char id[400];
+
+	snprintf(id, sizeof(id), "spiffe://td/%0244d", 0); /* 256 characters */
+	bad_spiffe("splong.yaml", "spiffe", id, "is longer than 255 characters");
+}
+
+Test(authorization, good_spiffe_ids)
+{
+	static const char *const ok[][2] = {
+		{ "spiffe", "spiffe://cluster.local/ns/shop/sa/web" },
+		{ "spiffe", "spiffe://td/x" },
+		{ "spiffe", "spiffe://a_b-c.1/Path/With.Dots/a..b/.hidden/_-" },
+		{ "spiffe_prefix", "spiffe://cluster.local/" },
+		{ "spiffe_prefix", "spiffe://cluster.local/ns/shop/" },
+		{ "spiffe_prefix", "spiffe://cluster.local/ns/sh" },
+		{ "spiffe_prefix", "spiffe://cluster.local/ns/shop/sa/web" },
+		{ "spiffe_prefix", "spiffe://cluster.local/ns/." },
+	};
+	char yaml[1024];
+
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		struct or_config *cfg;
+
+		snprintf(yaml, sizeof(yaml),
+			 "node: a\nservices:\n  - name: s\n    vip: 10.0.0.1\n"
+			 "    ports: [{port: 1}]\n    authorization:\n"
+			 "      - {action: allow, from: {%s: '%s'}}\n",
+			 ok[i][0], ok[i][1]);
+		cfg = load_ok("goodspiffe.yaml", yaml);
+		cr_expect_str_eq(cfg->services[0].authz[0].value, ok[i][1]);
+		or_config_free(cfg);
+	}
+}
+
+Test(authorization, port_errors)
+{
+	authz_bad("p0.yaml", "      - action: allow\n        ports: [0]\n", 8,
+		  "authorization[0].ports[0]: 0 is not a port (1-65535)");
+	authz_bad("pbig.yaml", "      - action: allow\n        ports: [80, 65536]\n", 8,
+		  "ports[1]: 65536 is not a port");
+	authz_bad("pstr.yaml", "      - action: allow\n        ports: [http]\n", 8,
+		  "'http' is not an integer");
+	authz_bad("pempty.yaml", "      - action: allow\n        ports: []\n", 8,
+		  "authorization[0].ports: must not be empty (leave ports out for any port)");
+	authz_bad("pscalar.yaml", "      - action: allow\n        ports: 80\n", 8,
+		  "authorization[0].ports: expected a list, got a scalar");
+	authz_bad("pdup.yaml", "      - action: allow\n        ports:\n          - 80\n"
+			       "          - 443\n          - 80\n",
+		  11, "ports[2]: duplicate port 80 (first at line 9)");
+	authz_bad("p17.yaml",
+		  "      - action: allow\n"
+		  "        ports: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17]\n",
+		  8, "authorization[0].ports: 17 ports, at most 16");
+}

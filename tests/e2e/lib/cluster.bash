@@ -332,6 +332,8 @@ cluster_config()
 		echo "node: $OR_NODE_NAME"
 		echo "pin_dir: $OR_PIN"
 		echo "cgroup_root: $CG2"
+		# The demo CA and anything else the agent keeps: inside this run's state.
+		echo "state_dir: ${OR_AGENT_STATE_DIR:-$OR_STATE/agent-state}"
 		if _or_config_has_admin; then
 			echo "admin_address: $OR_ADMIN_ADDR"
 			echo "ready_address: $OR_READY_ADDR"
