@@ -11,6 +11,14 @@
  *                               (netns cookie, client port), which is what
  *                               the agent can compute on accept()
  *   cgroup/getpeername4, 6      the app sees the VIP as its peer
+ *
+ * and to each enrolled pod's network namespace:
+ *
+ *   sk_lookup                   plaintext arriving at one of the pod's app
+ *                               ports (not through the mTLS tunnel, which
+ *                               ends on :15008 and reaches the app over
+ *                               loopback) is refused for strict mTLS and
+ *                               counted for permissive
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -21,6 +29,8 @@
 
 #define ECONNREFUSED 111
 #define SOCK_STREAM 1
+#define IPPROTO_TCP 6
+#define AF_INET 2
 
 /* Load-time knob: the agent's in-pod outbound listener port. */
 const volatile __u16 outbound_port = OR_PORT_OUTBOUND;
@@ -266,6 +276,37 @@ int or_getpeername6(struct bpf_sock_addr *ctx)
 	ctx->user_port = bpf_htons(dst->port);
 	or_count(OR_REASON_PEER_RESTORED);
 	return 1;
+}
+
+SEC("sk_lookup")
+int or_sk_lookup(struct bpf_sk_lookup *ctx)
+{
+	struct or_inbound_key key = {};
+	const struct or_inbound_val *v;
+
+	if (ctx->protocol != IPPROTO_TCP)
+		return SK_PASS;
+	if (ctx->family == AF_INET) {
+		key.addr[0] = ctx->local_ip4;
+		key.family = OR_AF_INET;
+	} else {
+		key.addr[0] = ctx->local_ip6[0];
+		key.addr[1] = ctx->local_ip6[1];
+		key.addr[2] = ctx->local_ip6[2];
+		key.addr[3] = ctx->local_ip6[3];
+		key.family = OR_AF_INET6;
+	}
+	key.port = (__u16)ctx->local_port; /* host byte order here */
+	v = bpf_map_lookup_elem(&or_inbound, &key);
+	if (!v)
+		return SK_PASS;
+	if (v->mode == OR_INBOUND_STRICT) {
+		/* No socket for this lookup: the client gets connection refused. */
+		or_count(OR_REASON_INBOUND_REFUSED);
+		return SK_DROP;
+	}
+	or_count(OR_REASON_INBOUND_PLAINTEXT);
+	return SK_PASS;
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

@@ -24,7 +24,7 @@
  * writes it into or_settings; a later agent that finds pinned maps with
  * another version knows they are not its own layout.
  */
-#define OR_ABI_VERSION 2 /* 2: or_breakers, reasons all_ejected and skipped_ejected */
+#define OR_ABI_VERSION 3 /* 2: or_breakers; 3: or_inbound, or_tls, SVIDs in or_pods */
 
 /* Istio's port numbers, so operators feel at home. */
 #define OR_PORT_OUTBOUND 15001 /* in pod netns: captured outbound traffic */
@@ -39,6 +39,7 @@
 
 #define OR_MAX_BACKENDS 64   /* per service, bounds the kernel's LB loop */
 #define OR_NAME_LEN 48       /* "namespace/name", NUL-terminated */
+#define OR_ID_LEN 160        /* a SPIFFE ID as shown in dumps (longer ones are cut) */
 #define OR_MAX_SERVICES 4096 /* VIP:port entries */
 #define OR_MAX_PODS 1024     /* enrolled pods per node */
 #define OR_MAX_FLOWS 65536   /* in-flight original destinations */
@@ -64,6 +65,8 @@ enum or_reason {
 	OR_REASON_PEER_RESTORED,      /* getpeername() shown the service VIP */
 	OR_REASON_ALL_EJECTED,        /* every endpoint ejected: connect() refused at once */
 	OR_REASON_SKIPPED_EJECTED,    /* kernel LB passed over an ejected backend */
+	OR_REASON_INBOUND_REFUSED,    /* plaintext to a strict mTLS pod port: refused */
+	OR_REASON_INBOUND_PLAINTEXT,  /* plaintext to a permissive pod port: let through */
 	OR_REASON_MAX,
 };
 
@@ -154,8 +157,56 @@ struct or_pod_val {
 	__u32 identity; /* index of the pod's identity (service account) */
 	__u32 flags;    /* reserved, 0 */
 	char name[OR_NAME_LEN]; /* "namespace/name" */
+	__u64 svid_not_before; /* the pod's current SVID, Unix seconds; 0 = none */
+	__u64 svid_not_after;  /* Unix seconds */
+	__u64 svid_renew_at;   /* Unix seconds: when the agent replaces it */
+	char spiffe_id[OR_ID_LEN]; /* spiffe://<trust domain>/ns/<ns>/sa/<sa> */
 };
-_Static_assert(sizeof(struct or_pod_val) == 88, "or_pod_val layout");
+_Static_assert(sizeof(struct or_pod_val) == 272, "or_pod_val layout");
+
+/*
+ * or_inbound: the app ports of enrolled pods, and what plaintext arriving
+ * there (not through the mTLS tunnel) gets.
+ * Writer: agent. Reader: the pod netns' sk_lookup program.
+ */
+enum or_inbound_mode {
+	OR_INBOUND_PERMISSIVE = 1, /* let through, counted */
+	OR_INBOUND_STRICT = 2,     /* refused (connection refused), counted */
+};
+
+struct or_inbound_key {
+	__u32 addr[4]; /* the pod's address, network byte order */
+	__u16 port;    /* app port, host byte order */
+	__u8 family;   /* OR_AF_INET or OR_AF_INET6 */
+	__u8 pad;
+};
+_Static_assert(sizeof(struct or_inbound_key) == 20, "or_inbound_key layout");
+
+struct or_inbound_val {
+	__u8 mode; /* enum or_inbound_mode */
+	__u8 pad[3];
+};
+_Static_assert(sizeof(struct or_inbound_val) == 4, "or_inbound_val layout");
+
+/*
+ * or_tls: node-wide mTLS counters (one entry, key 0), copied from the
+ * agent every second so outriderctl can show them from the pins alone.
+ * Writer: agent. Reader: outriderctl.
+ */
+#define OR_TLS_REASONS 12 /* failures by reason: see tls_reason_names in pinned.c */
+struct or_tls_counters {
+	__u64 handshakes;           /* completed, full */
+	__u64 resumed;              /* completed, resumed */
+	__u64 failures[OR_TLS_REASONS]; /* [0] other TLS errors, [1..] SVID refusals by enum or_svid_err */
+	__u64 tunnels_in;           /* inbound tunnels established */
+	__u64 tunnels_out;          /* outbound tunnels established */
+	__u64 tunnels_out_failed;
+	__u64 denied;               /* authorization: 403 */
+	__u64 bad_request;          /* malformed CONNECT, or not a pod served: 400 */
+	__u64 app_failed;           /* the app refused or did not answer: 502 */
+};
+_Static_assert(sizeof(struct or_tls_counters) == 8 * (2 + OR_TLS_REASONS + 6),
+	       "or_tls_counters layout");
 
 /*
  * or_cookie_dst (LRU): original destination of a redirected or balanced

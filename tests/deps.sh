@@ -11,6 +11,7 @@ PACKAGES=(
 	libjson-c-dev libcriterion-dev libhttp-parser-dev bats jq curl socat wrk iproute2 iperf3
 	gnuplot-nox
 	make gcc libc6-dev pkg-config
+	openssl tcpdump # the mTLS tests: s_client, minting test SVIDs, captures
 )
 
 installed()

@@ -11,6 +11,7 @@
 #include "health.h"
 #include "tls.h"
 #include "tunnel_in.h"
+#include "tunnel_out.h"
 #include "metrics.h"
 #include "log.h"
 #include "netns.h"
@@ -19,6 +20,8 @@
 #include "worker.h"
 
 #define OR_HEARTBEAT_MS 1000
+
+static void sync_inbound(struct or_agent *a);
 #define OR_RETRY_MS 2000
 
 static const struct or_pod_cfg *find_pod(const struct or_config *cfg, const char *name)
@@ -87,6 +90,7 @@ static void reconcile_pods(struct or_agent *a)
 	}
 	if (a->pods_pending && !ev_timer_active(&a->retry))
 		ev_timer_start(a->loop, &a->retry, OR_RETRY_MS);
+	sync_inbound(a);
 }
 
 /* Puts cfg in force (taking it over): routes, maps, then pods. */
@@ -167,6 +171,85 @@ static void on_signal(struct ev_loop *loop, struct ev_io *io, unsigned int reven
 	}
 }
 
+/* The node's mTLS counters into or_tls, for outriderctl tls. */
+static void write_tls_counters(struct or_agent *a)
+{
+	struct or_tls_counters c = {
+		.handshakes = or_tls_stats.handshakes - or_tls_stats.resumed,
+		.resumed = or_tls_stats.resumed,
+		.tunnels_in = or_tunnel_stats.established,
+		.tunnels_out = or_tunnel_out_stats.established,
+		.tunnels_out_failed = or_tunnel_out_stats.failed,
+		.denied = or_tunnel_stats.denied,
+		.bad_request = or_tunnel_stats.bad_request,
+		.app_failed = or_tunnel_stats.app_failed,
+	};
+
+	c.failures[0] = or_tls_stats.failures_tls;
+	for (int r = 1; r < OR_SVID_ERR_MAX && r < OR_TLS_REASONS; r++)
+		c.failures[r] = or_tls_stats.failures[r];
+	or_bpf_tls_update(&a->bpf, &c);
+}
+
+/*
+ * or_inbound: each enrolled pod's app ports (the endpoints it is for some
+ * service) with the strictest mtls mode among those services.
+ */
+static void sync_inbound(struct or_agent *a)
+{
+	struct or_routes *r = or_routes_get();
+	struct or_inbound_want *want = NULL;
+	size_t n = 0, cap = 0;
+
+	for (size_t i = 0; r && i < r->n; i++) {
+		const struct or_route *rt = &r->v[i];
+		uint8_t mode = rt->mtls == OR_MTLS_STRICT	  ? OR_INBOUND_STRICT
+			       : rt->mtls == OR_MTLS_PERMISSIVE ? OR_INBOUND_PERMISSIVE
+								  : 0;
+
+		if (!mode)
+			continue;
+		for (size_t j = 0; j < rt->n_eps; j++) {
+			const struct or_route_ep *ep = &rt->eps[j];
+			struct or_inbound_key k = { .port = ep->port };
+			bool ours = false;
+			size_t m;
+
+			for (const struct or_enrolled *e = a->pods; e && !ours; e = e->next)
+				ours = or_ip_eq(&ep->ip, &e->ip) || or_ip_eq(&ep->ip, &e->ip6);
+			if (!ours)
+				continue;
+			or_ip_to_abi(&ep->ip, k.addr);
+			k.family = ep->ip.family == AF_INET ? OR_AF_INET : OR_AF_INET6;
+			for (m = 0; m < n; m++)
+				if (memcmp(&want[m].key, &k, sizeof(k)) == 0)
+					break;
+			if (m < n) {
+				if (mode > want[m].val.mode)
+					want[m].val.mode = mode;
+				continue;
+			}
+			if (n == cap) {
+				struct or_inbound_want *nw;
+
+				cap = cap ? cap * 2 : 16;
+				nw = realloc(want, cap * sizeof(*want));
+				if (!nw)
+					goto out;
+				want = nw;
+			}
+			want[n].key = k;
+			want[n].val = (struct or_inbound_val){ .mode = mode };
+			n++;
+		}
+	}
+	if (or_bpf_sync_inbound(&a->bpf, want, n))
+		or_error("cannot write or_inbound", "entries=%zu", n);
+out:
+	free(want);
+	or_routes_put(r);
+}
+
 static void on_heartbeat(struct ev_loop *loop, struct ev_timer *t)
 {
 	struct or_agent *a = container_of(t, struct or_agent, heartbeat);
@@ -174,7 +257,8 @@ static void on_heartbeat(struct ev_loop *loop, struct ev_timer *t)
 	or_bpf_heartbeat(&a->bpf);
 	or_health_tick(ev_now_ms(loop));
 	for (struct or_enrolled *e = a->pods; e; e = e->next)
-		or_enrolled_renew(e, a->ca, a->cfg->svid_ttl_s, time(NULL));
+		or_enrolled_renew(&a->bpf, e, a->ca, a->cfg->svid_ttl_s, time(NULL));
+	write_tls_counters(a);
 	ev_timer_start(loop, t, OR_HEARTBEAT_MS);
 }
 

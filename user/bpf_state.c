@@ -23,6 +23,7 @@ static const char *const prog_names[OR_PROG_MAX] = {
 	[OR_PROG_GETPEERNAME4] = "getpeername4",
 	[OR_PROG_GETPEERNAME6] = "getpeername6",
 	[OR_PROG_SOCKOPS] = "sockops",
+	[OR_PROG_SK_LOOKUP] = "sk_lookup",
 };
 
 static struct bpf_program *pod_prog(struct capture_bpf *skel, enum or_pod_prog p)
@@ -36,6 +37,8 @@ static struct bpf_program *pod_prog(struct capture_bpf *skel, enum or_pod_prog p
 		return skel->progs.or_getpeername4;
 	case OR_PROG_GETPEERNAME6:
 		return skel->progs.or_getpeername6;
+	case OR_PROG_SK_LOOKUP:
+		return skel->progs.or_sk_lookup;
 	default:
 		return skel->progs.or_sockops;
 	}
@@ -112,6 +115,7 @@ static void remove_stale_links(const char *links_dir)
 static void unlink_map_pins(const char *pin_dir)
 {
 	static const char *const maps[] = { "or_services", "or_backends", "or_breakers", "or_pods",
+					    "or_inbound", "or_tls",
 					    "or_cookie_dst", "or_origdst", "or_settings",
 					    "or_stats" };
 	char path[PATH_MAX];
@@ -198,7 +202,7 @@ void or_bpf_close(struct or_bpf *b, bool unpin)
 	b->skel = NULL;
 }
 
-int or_bpf_attach(struct or_bpf *b, const char *pod_name, int cgroup_fd,
+int or_bpf_attach(struct or_bpf *b, const char *pod_name, int cgroup_fd, int netns_fd,
 		  struct or_pod_links *out)
 {
 	char pin[PATH_MAX];
@@ -214,7 +218,10 @@ int or_bpf_attach(struct or_bpf *b, const char *pod_name, int cgroup_fd,
 		return -errno;
 
 	for (int i = 0; i < OR_PROG_MAX; i++) {
-		out->link[i] = bpf_program__attach_cgroup(pod_prog(b->skel, i), cgroup_fd);
+		if (i == OR_PROG_SK_LOOKUP)
+			out->link[i] = bpf_program__attach_netns(pod_prog(b->skel, i), netns_fd);
+		else
+			out->link[i] = bpf_program__attach_cgroup(pod_prog(b->skel, i), cgroup_fd);
 		if (!out->link[i]) {
 			err = -errno;
 			goto fail;
@@ -365,6 +372,49 @@ out:
 	free(bkeys);
 	free(counts);
 	return err;
+}
+
+static int inbound_cmp(const void *a, const void *b)
+{
+	return memcmp(a, b, sizeof(struct or_inbound_key));
+}
+
+int or_bpf_sync_inbound(struct or_bpf *b, const struct or_inbound_want *want, size_t n)
+{
+	int fd = bpf_map__fd(b->skel->maps.or_inbound);
+	struct or_inbound_key *keys = NULL, *sorted = NULL;
+	size_t n_keys;
+	int err;
+
+	for (size_t i = 0; i < n; i++)
+		if (bpf_map_update_elem(fd, &want[i].key, &want[i].val, BPF_ANY))
+			return -errno;
+	err = map_keys(fd, sizeof(*keys), (void **)&keys, &n_keys);
+	if (err)
+		return err;
+	sorted = malloc((n ? n : 1) * sizeof(*sorted));
+	if (!sorted) {
+		free(keys);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < n; i++)
+		sorted[i] = want[i].key;
+	qsort(sorted, n, sizeof(*sorted), inbound_cmp);
+	for (size_t i = 0; i < n_keys; i++)
+		if (!bsearch(&keys[i], sorted, n, sizeof(*sorted), inbound_cmp))
+			bpf_map_delete_elem(fd, &keys[i]);
+	free(sorted);
+	free(keys);
+	return 0;
+}
+
+int or_bpf_tls_update(struct or_bpf *b, const struct or_tls_counters *c)
+{
+	__u32 key = 0;
+
+	if (bpf_map_update_elem(bpf_map__fd(b->skel->maps.or_tls), &key, c, BPF_ANY))
+		return -errno;
+	return 0;
 }
 
 int or_bpf_pod_update(struct or_bpf *b, uint64_t netns_cookie, const struct or_pod_val *val)

@@ -24,6 +24,7 @@ enum or_pod_prog {
 	OR_PROG_GETPEERNAME4,
 	OR_PROG_GETPEERNAME6,
 	OR_PROG_SOCKOPS,
+	OR_PROG_SK_LOOKUP, /* on the pod's netns, not its cgroup */
 	OR_PROG_MAX,
 };
 
@@ -49,8 +50,11 @@ int or_bpf_open(struct or_bpf *b, const char *pin_dir, uint16_t outbound_port);
 /* Destroys everything; with unpin, removes the map pins and the pin dir. */
 void or_bpf_close(struct or_bpf *b, bool unpin);
 
-/* Attaches every capture program to the cgroup, links pinned. 0 or -errno. */
-int or_bpf_attach(struct or_bpf *b, const char *pod_name, int cgroup_fd,
+/*
+ * Attaches the capture programs to the pod's cgroup and sk_lookup to its
+ * netns, links pinned. 0 or -errno.
+ */
+int or_bpf_attach(struct or_bpf *b, const char *pod_name, int cgroup_fd, int netns_fd,
 		  struct or_pod_links *out);
 /* Unpins and destroys the links: the cgroup is no longer captured. */
 void or_bpf_detach(struct or_pod_links *links);
@@ -64,6 +68,17 @@ int or_bpf_pod_delete(struct or_bpf *b, uint64_t netns_cookie);
 /* Takes (looks up and deletes) the original destination of an accepted flow. */
 int or_bpf_origdst_take(const struct or_bpf *b, const struct or_origdst_key *key,
 			struct or_dst *dst);
+
+/* One or_inbound entry wanted: a pod's app port and its mode. */
+struct or_inbound_want {
+	struct or_inbound_key key;
+	struct or_inbound_val val;
+};
+/* Makes or_inbound exactly these entries. Returns 0 or -errno. */
+int or_bpf_sync_inbound(struct or_bpf *b, const struct or_inbound_want *want, size_t n);
+
+/* Writes the node's mTLS counters into or_tls. */
+int or_bpf_tls_update(struct or_bpf *b, const struct or_tls_counters *c);
 
 /* Writes or_settings: ABI version, pid, port and a fresh heartbeat. */
 int or_bpf_heartbeat(struct or_bpf *b);

@@ -73,6 +73,27 @@ out:
 	return err;
 }
 
+/* The pod's or_pods entry: addresses, name, and its current SVID. */
+static int write_pod_entry(struct or_bpf *b, const struct or_enrolled *e)
+{
+	struct or_tls_id *tls = or_pod_tls_get(e->pod);
+	struct or_pod_val val = {};
+	int err;
+
+	or_ip_to_abi(&e->ip, val.addr);
+	or_ip_to_abi(&e->ip6, val.addr6);
+	snprintf(val.name, sizeof(val.name), "%s", e->name);
+	if (tls) {
+		val.svid_not_before = tls->svid->not_before;
+		val.svid_not_after = tls->svid->not_after;
+		val.svid_renew_at = or_svid_renew_at(tls->svid);
+		snprintf(val.spiffe_id, sizeof(val.spiffe_id), "%s", tls->svid->id);
+	}
+	err = or_bpf_pod_update(b, e->pod->netns_cookie, &val);
+	or_tls_id_put(tls);
+	return err;
+}
+
 /* A fresh SVID for the pod and the TLS contexts that present it. */
 static struct or_tls_id *mint_identity(const struct or_ca *ca, const struct or_pod_cfg *pod,
 				       uint32_t ttl_s, time_t now)
@@ -92,7 +113,6 @@ static struct or_tls_id *mint_identity(const struct or_ca *ca, const struct or_p
 int or_enroll(struct or_bpf *b, const struct or_pod_cfg *pod, uint16_t port,
 	      const struct or_ca *ca, uint32_t ttl_s, struct or_enrolled **out)
 {
-	struct or_pod_val val = {};
 	struct or_tls_id *tls;
 	struct or_enrolled *e;
 	uint64_t cookie = 0;
@@ -159,15 +179,12 @@ int or_enroll(struct or_bpf *b, const struct or_pod_cfg *pod, uint16_t port,
 		goto fail_listeners;
 	}
 	step = "attach programs";
-	err = or_bpf_attach(b, e->name, e->cgroup_fd, &e->links);
+	err = or_bpf_attach(b, e->name, e->cgroup_fd, e->pod->netns_fd, &e->links);
 	if (err)
 		goto fail_cgroup;
 
 	step = "write or_pods";
-	or_ip_to_abi(&pod->ip, val.addr);
-	or_ip_to_abi(&pod->ip6, val.addr6);
-	snprintf(val.name, sizeof(val.name), "%s", e->name);
-	err = or_bpf_pod_update(b, cookie, &val);
+	err = write_pod_entry(b, e);
 	if (err)
 		goto fail_links;
 
@@ -236,8 +253,8 @@ bool or_enrolled_same(const struct or_enrolled *e, const struct or_pod_cfg *pod)
 	       or_ip_eq(&e->ip, &pod->ip) && or_ip_eq(&e->ip6, &pod->ip6);
 }
 
-int or_enrolled_renew(struct or_enrolled *e, const struct or_ca *ca, uint32_t ttl_s,
-		      time_t now)
+int or_enrolled_renew(struct or_bpf *b, struct or_enrolled *e, const struct or_ca *ca,
+		      uint32_t ttl_s, time_t now)
 {
 	struct or_tls_id *cur = or_pod_tls_get(e->pod), *next;
 	struct or_pod_cfg pod = { .namespace = e->ns, .service_account = e->sa };
@@ -253,5 +270,5 @@ int or_enrolled_renew(struct or_enrolled *e, const struct or_ca *ca, uint32_t tt
 		(long long)next->svid->not_after);
 	/* Tunnels already up keep their session; new ones get the new SVID. */
 	or_pod_tls_set(e->pod, next);
-	return 0;
+	return write_pod_entry(b, e);
 }

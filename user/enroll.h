@@ -37,8 +37,8 @@ struct or_enrolled {
 int or_enroll(struct or_bpf *b, const struct or_pod_cfg *pod, uint16_t port,
 	      const struct or_ca *ca, uint32_t ttl_s, struct or_enrolled **out);
 /* Replaces the pod's SVID when it is half way through its life. 0 or -errno. */
-int or_enrolled_renew(struct or_enrolled *e, const struct or_ca *ca, uint32_t ttl_s,
-		      time_t now);
+int or_enrolled_renew(struct or_bpf *b, struct or_enrolled *e, const struct or_ca *ca,
+		      uint32_t ttl_s, time_t now);
 /* Releases the pod and frees e. */
 void or_unenroll(struct or_bpf *b, struct or_enrolled *e);
 /* true when pod still describes the pod e enrolled (same netns, cgroup, IPs). */

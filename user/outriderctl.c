@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -47,6 +48,11 @@ struct breaker_row {
 	struct or_breaker_val v;
 };
 
+struct inbound_row {
+	struct or_inbound_key k;
+	struct or_inbound_val v;
+};
+
 static void usage(FILE *f)
 {
 	fprintf(f,
@@ -56,17 +62,26 @@ static void usage(FILE *f)
 		"only, so it works with or without outriderd running.\n"
 		"\n"
 		"Commands:\n"
-		"  pods       enrolled pods (or_pods)\n"
+		"  pods       enrolled pods with their SPIFFE ID (or_pods)\n"
+		"  certs      each enrolled pod's SVID: SPIFFE ID, expiry (UTC), time\n"
+		"             left, time until the agent renews it (or_pods)\n"
 		"  services   mesh services: VIP, port, mode, backends (or_services)\n"
 		"  backends   service endpoints by service id and slot (or_backends)\n"
 		"  breakers   outlier detection per endpoint: state, time left ejected,\n"
 		"             consecutive failures, ejections so far (or_breakers)\n"
+		"  inbound    pod app ports and what plaintext arriving outside the mTLS\n"
+		"             tunnel gets: permissive (let in) or strict (refused) (or_inbound)\n"
+		"  tls        mTLS counters: handshakes, failures by reason, tunnels,\n"
+		"             authorization denials, bad requests, app failures (or_tls)\n"
 		"  stats      kernel counters per reason (or_stats) and agent settings\n"
 		"\n"
 		"Options (before or after the command):\n"
 		"  --pin-dir DIR  the agent's pin directory (default %s)\n"
 		"  --json         JSON for scripts instead of a table\n"
 		"  -h, --help     this text\n"
+		"\n"
+		"In --json, times are Unix seconds; certs' expires_in_s is negative once\n"
+		"expired, and its times are null for a pod without an SVID.\n"
 		"\n"
 		"Exit status: 0 ok, 1 the maps could not be read, 2 bad usage.\n",
 		OR_DEFAULT_PIN_DIR);
@@ -186,6 +201,17 @@ static void json_str(FILE *f, const char *s, size_t len)
 static void json_name(FILE *f, const char name[OR_NAME_LEN])
 {
 	json_str(f, name, or_abi_name_len(name));
+}
+
+/* A SPIFFE ID field as a JSON string, or null when empty (no SVID). */
+static void json_id_or_null(FILE *f, const char id[OR_ID_LEN])
+{
+	size_t n = or_abi_id_len(id);
+
+	if (!n)
+		fputs("null", f);
+	else
+		json_str(f, id, n);
 }
 
 /* An ABI address as a JSON string, or null when all zero. */
@@ -379,7 +405,9 @@ static void pods_json(const struct pod_row *rows, size_t n)
 		json_ip_or_null(stdout, OR_AF_INET, r->v.addr);
 		printf(",\"ip6\":");
 		json_ip_or_null(stdout, OR_AF_INET6, r->v.addr6);
-		printf(",\"identity\":%u}", r->v.identity);
+		printf(",\"identity\":%u,\"spiffe_id\":", r->v.identity);
+		json_id_or_null(stdout, r->v.spiffe_id);
+		printf("}");
 	}
 	printf("%s]\n", n ? "\n" : "");
 }
@@ -388,7 +416,7 @@ static int pods_table(const struct pod_row *rows, size_t n)
 {
 	struct table t = { .ncols = 5, .hdr = { "NAME", "IP", "IP6", "IDENTITY", "NETNS-COOKIE" } };
 	char name[OR_NAME_LEN + 1], ip[OR_ABI_ADDR_STRLEN], ip6[OR_ABI_ADDR_STRLEN];
-	char id[16], cookie[24];
+	char id[OR_ID_LEN + 1], cookie[24];
 	const char *row[] = { name, ip, ip6, id, cookie };
 	int err = 0;
 
@@ -398,7 +426,7 @@ static int pods_table(const struct pod_row *rows, size_t n)
 		or_abi_name_str(r->v.name, name, sizeof(name));
 		ip_or_dash(OR_AF_INET, r->v.addr, ip, sizeof(ip));
 		ip_or_dash(OR_AF_INET6, r->v.addr6, ip6, sizeof(ip6));
-		snprintf(id, sizeof(id), "%u", r->v.identity);
+		or_abi_id_str(r->v.spiffe_id, id, sizeof(id));
 		snprintf(cookie, sizeof(cookie), "%llu", (unsigned long long)r->cookie);
 		err = table_add(&t, row);
 		if (err)
@@ -755,6 +783,412 @@ out_close:
 	return err;
 }
 
+/*
+ * Unix seconds t as ISO 8601 UTC ("2025-01-31T12:00:00Z") into buf, or
+ * "@<seconds>" for a value no calendar date fits. Returns buf.
+ */
+static const char *utc_str(__u64 t, char *buf, size_t len)
+{
+	time_t tt = (time_t)t;
+	struct tm tm;
+
+	if (tt < 0 || (__u64)tt != t || !gmtime_r(&tt, &tm) ||
+	    !strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm))
+		snprintf(buf, len, "@%llu", (unsigned long long)t);
+	return buf;
+}
+
+/* "45s", "4m05s", "23h59m", "3d04h": a time span in seconds, for people. */
+static const char *secs_str(__u64 s, char *buf, size_t len)
+{
+	if (s < 60)
+		snprintf(buf, len, "%llus", (unsigned long long)s);
+	else if (s < 3600)
+		snprintf(buf, len, "%llum%02llus", (unsigned long long)s / 60,
+			 (unsigned long long)s % 60);
+	else if (s < 2 * 86400)
+		snprintf(buf, len, "%lluh%02llum", (unsigned long long)s / 3600,
+			 (unsigned long long)(s / 60) % 60);
+	else
+		snprintf(buf, len, "%llud%02lluh", (unsigned long long)s / 86400,
+			 (unsigned long long)(s / 3600) % 24);
+	return buf;
+}
+
+/* Seconds from now until t (negative once past); t comes from a map, so clamp it. */
+static long long secs_until(__u64 t, time_t now)
+{
+	if (t > (__u64)LLONG_MAX / 2)
+		t = (__u64)LLONG_MAX / 2;
+	return (long long)t - (long long)now;
+}
+
+/* Unix seconds as a JSON number, or null for 0 ("none" in or_pod_val). */
+static void json_secs_or_null(FILE *f, __u64 t)
+{
+	if (t)
+		fprintf(f, "%llu", (unsigned long long)t);
+	else
+		fputs("null", f);
+}
+
+static void certs_json(const struct pod_row *rows, size_t n, time_t now)
+{
+	printf("[");
+	for (size_t i = 0; i < n; i++) {
+		const struct pod_row *r = &rows[i];
+
+		printf("%s\n  {\"name\":", i ? "," : "");
+		json_name(stdout, r->v.name);
+		printf(",\"spiffe_id\":");
+		json_id_or_null(stdout, r->v.spiffe_id);
+		printf(",\"not_before\":");
+		json_secs_or_null(stdout, r->v.svid_not_before);
+		printf(",\"not_after\":");
+		json_secs_or_null(stdout, r->v.svid_not_after);
+		printf(",\"renew_at\":");
+		json_secs_or_null(stdout, r->v.svid_renew_at);
+		printf(",\"expires_in_s\":");
+		if (r->v.svid_not_after)
+			printf("%lld}", secs_until(r->v.svid_not_after, now));
+		else
+			printf("null}");
+	}
+	printf("%s]\n", n ? "\n" : "");
+}
+
+/* Time left until t into buf: "23h59m", past_word once t has passed, "-" for none. */
+static const char *left_str(__u64 t, time_t now, const char *past_word, char *buf, size_t len)
+{
+	long long left = secs_until(t, now);
+
+	if (!t)
+		snprintf(buf, len, "-");
+	else if (left <= 0)
+		snprintf(buf, len, "%s", past_word);
+	else
+		secs_str(left, buf, len);
+	return buf;
+}
+
+static int certs_table(const struct pod_row *rows, size_t n, time_t now)
+{
+	struct table t = { .ncols = 5,
+			   .hdr = { "NAME", "SPIFFE-ID", "NOT-AFTER", "EXPIRES-IN", "RENEW-IN" } };
+	char name[OR_NAME_LEN + 1], id[OR_ID_LEN + 1], not_after[32], expires[32], renew[32];
+	const char *row[] = { name, id, not_after, expires, renew };
+	int err = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		const struct pod_row *r = &rows[i];
+
+		or_abi_name_str(r->v.name, name, sizeof(name));
+		or_abi_id_str(r->v.spiffe_id, id, sizeof(id));
+		if (r->v.svid_not_after)
+			utc_str(r->v.svid_not_after, not_after, sizeof(not_after));
+		else
+			snprintf(not_after, sizeof(not_after), "-");
+		left_str(r->v.svid_not_after, now, "expired", expires, sizeof(expires));
+		/* Past renew_at the agent replaces the SVID on its next tick. */
+		left_str(r->v.svid_renew_at, now, "due", renew, sizeof(renew));
+		err = table_add(&t, row);
+		if (err)
+			goto out_free;
+	}
+	table_print(&t, stdout);
+out_free:
+	table_free(&t);
+	return err;
+}
+
+static int cmd_certs(const struct ctl *c)
+{
+	struct pod_row *rows = NULL;
+	size_t n = 0;
+	time_t now;
+	int fd, err;
+
+	err = open_map(c, "or_pods", &fd);
+	if (err)
+		return err;
+	err = collect("or_pods", fd, sizeof(rows->cookie), sizeof(rows->v), sizeof(*rows),
+		      offsetof(struct pod_row, v), (void **)&rows, &n);
+	if (err)
+		goto out_close;
+	now = time(NULL);
+	if (now == (time_t)-1) {
+		err = -errno;
+		fprintf(stderr, "outriderctl: reading the clock: %s\n", strerror(errno));
+		goto out_free;
+	}
+	check_abi(c);
+	sort_rows(rows, n, sizeof(*rows), cmp_pod);
+	if (c->json)
+		certs_json(rows, n, now);
+	else
+		err = certs_table(rows, n, now);
+out_free:
+	free(rows);
+out_close:
+	close(fd);
+	return err;
+}
+
+static int cmp_inbound(const void *pa, const void *pb)
+{
+	const struct inbound_row *a = pa, *b = pb;
+	int d;
+
+	if (a->k.family != b->k.family)
+		return a->k.family < b->k.family ? -1 : 1;
+	d = memcmp(a->k.addr, b->k.addr, sizeof(a->k.addr));
+	if (d)
+		return d;
+	return a->k.port < b->k.port ? -1 : a->k.port > b->k.port;
+}
+
+/* The enrolled pod with address addr of family, or NULL. */
+static const struct pod_row *find_pod(const struct pod_row *pods, size_t n, __u8 family,
+				      const __u32 addr[4])
+{
+	if ((family != OR_AF_INET && family != OR_AF_INET6) || or_abi_addr_is_zero(addr))
+		return NULL;
+	for (size_t i = 0; i < n; i++) {
+		const __u32 *a = family == OR_AF_INET6 ? pods[i].v.addr6 : pods[i].v.addr;
+
+		if (!memcmp(a, addr, sizeof(pods[i].v.addr)))
+			return &pods[i];
+	}
+	return NULL;
+}
+
+static void inbound_json(const struct inbound_row *rows, size_t n, const struct pod_row *pods,
+			 size_t npods)
+{
+	printf("[");
+	for (size_t i = 0; i < n; i++) {
+		const struct inbound_row *r = &rows[i];
+		const struct pod_row *p = find_pod(pods, npods, r->k.family, r->k.addr);
+		char ip[OR_ABI_ADDR_STRLEN];
+
+		or_abi_ip_str(r->k.family, r->k.addr, false, ip, sizeof(ip));
+		printf("%s\n  {\"ip\":", i ? "," : "");
+		json_str(stdout, ip, strlen(ip));
+		printf(",\"port\":%u,\"mode\":\"%s\",\"pod\":", r->k.port,
+		       or_inbound_mode_name(r->v.mode));
+		if (p)
+			json_name(stdout, p->v.name);
+		else
+			printf("null");
+		printf("}");
+	}
+	printf("%s]\n", n ? "\n" : "");
+}
+
+static int inbound_table(const struct inbound_row *rows, size_t n, const struct pod_row *pods,
+			 size_t npods)
+{
+	struct table t = { .ncols = 3, .hdr = { "POD-ADDRESS:PORT", "MODE", "POD" } };
+	char addr[OR_ABI_ADDR_STRLEN], mode[16], name[OR_NAME_LEN + 1];
+	const char *row[] = { addr, mode, name };
+	int err = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		const struct inbound_row *r = &rows[i];
+		const struct pod_row *p = find_pod(pods, npods, r->k.family, r->k.addr);
+
+		or_abi_addr_str(r->k.family, r->k.addr, r->k.port, addr, sizeof(addr));
+		snprintf(mode, sizeof(mode), "%s", or_inbound_mode_name(r->v.mode));
+		if (p)
+			or_abi_name_str(p->v.name, name, sizeof(name));
+		else
+			snprintf(name, sizeof(name), "-");
+		err = table_add(&t, row);
+		if (err)
+			goto out_free;
+	}
+	table_print(&t, stdout);
+out_free:
+	table_free(&t);
+	return err;
+}
+
+/*
+ * The enrolled pods, to name the owner of an address. Best effort: without
+ * a readable or_pods the addresses are still worth showing, unnamed.
+ */
+static void collect_pods_quiet(const struct ctl *c, struct pod_row **rows, size_t *n)
+{
+	int fd, err;
+
+	*rows = NULL;
+	*n = 0;
+	if (or_pinned_open(c->pin_dir, "or_pods", &fd))
+		return;
+	err = or_pinned_check(fd, "or_pods", NULL);
+	if (!err)
+		err = or_pinned_collect(fd, sizeof((*rows)->cookie), sizeof((*rows)->v),
+					sizeof(**rows), offsetof(struct pod_row, v),
+					(void **)rows, n);
+	if (err) {
+		*rows = NULL;
+		*n = 0;
+	}
+	close(fd);
+}
+
+static int cmd_inbound(const struct ctl *c)
+{
+	struct inbound_row *rows = NULL;
+	struct pod_row *pods;
+	size_t n = 0, npods;
+	int fd, err;
+
+	err = open_map(c, "or_inbound", &fd);
+	if (err)
+		return err;
+	err = collect("or_inbound", fd, sizeof(rows->k), sizeof(rows->v), sizeof(*rows),
+		      offsetof(struct inbound_row, v), (void **)&rows, &n);
+	if (err)
+		goto out_close;
+	check_abi(c);
+	collect_pods_quiet(c, &pods, &npods);
+	sort_rows(rows, n, sizeof(*rows), cmp_inbound);
+	if (c->json)
+		inbound_json(rows, n, pods, npods);
+	else
+		err = inbound_table(rows, n, pods, npods);
+	free(pods);
+	free(rows);
+out_close:
+	close(fd);
+	return err;
+}
+
+/* failures[i]'s name into buf: "chain", or "reason_10" for a slot newer than this build. */
+static const char *tls_reason_str(unsigned int i, char *buf, size_t len)
+{
+	const char *name = or_tls_reason_name(i);
+
+	if (name)
+		snprintf(buf, len, "%s", name);
+	else
+		snprintf(buf, len, "reason_%u", i);
+	return buf;
+}
+
+/* Named slots always, unnamed ones only when something counted there. */
+static bool tls_reason_shown(const struct or_tls_counters *t, unsigned int i)
+{
+	return or_tls_reason_name(i) || t->failures[i];
+}
+
+struct tls_counter {
+	const char *name;
+	__u64 value;
+};
+
+#define TLS_NCOUNTERS 8
+
+/* or_tls_counters other than failures[], by the names --json and the table use. */
+static void tls_counters(const struct or_tls_counters *t, struct tls_counter out[TLS_NCOUNTERS])
+{
+	const struct tls_counter c[TLS_NCOUNTERS] = {
+		{ "handshakes_full", t->handshakes },
+		{ "handshakes_resumed", t->resumed },
+		{ "tunnels_in", t->tunnels_in },
+		{ "tunnels_out", t->tunnels_out },
+		{ "tunnels_out_failed", t->tunnels_out_failed },
+		{ "denied", t->denied },
+		{ "bad_request", t->bad_request },
+		{ "app_failed", t->app_failed },
+	};
+
+	memcpy(out, c, sizeof(c));
+}
+
+static void tls_json(const struct or_tls_counters *t)
+{
+	struct tls_counter counters[TLS_NCOUNTERS];
+	bool first = true;
+	char name[24];
+
+	tls_counters(t, counters);
+	printf("{\n");
+	for (size_t i = 0; i < TLS_NCOUNTERS; i++)
+		printf("  \"%s\":%llu,\n", counters[i].name,
+		       (unsigned long long)counters[i].value);
+	printf("  \"failures\":{");
+	for (unsigned int i = 0; i < OR_TLS_REASONS; i++) {
+		if (!tls_reason_shown(t, i))
+			continue;
+		printf("%s\"%s\":%llu", first ? "" : ",", tls_reason_str(i, name, sizeof(name)),
+		       (unsigned long long)t->failures[i]);
+		first = false;
+	}
+	printf("}\n}\n");
+}
+
+static int tls_table(const struct or_tls_counters *t)
+{
+	struct table tab = { .ncols = 2, .hdr = { "COUNTER", "COUNT" } };
+	struct tls_counter counters[TLS_NCOUNTERS];
+	char name[24], count[24];
+	const char *row[] = { name, count };
+	int err = 0;
+
+	tls_counters(t, counters);
+	for (size_t i = 0; i < TLS_NCOUNTERS; i++) {
+		snprintf(name, sizeof(name), "%s", counters[i].name);
+		snprintf(count, sizeof(count), "%llu", (unsigned long long)counters[i].value);
+		err = table_add(&tab, row);
+		if (err)
+			goto out_free;
+	}
+	table_print(&tab, stdout);
+	table_free(&tab);
+
+	tab = (struct table){ .ncols = 2, .hdr = { "FAILURE", "COUNT" } };
+	for (unsigned int i = 0; i < OR_TLS_REASONS; i++) {
+		if (!tls_reason_shown(t, i))
+			continue;
+		tls_reason_str(i, name, sizeof(name));
+		snprintf(count, sizeof(count), "%llu", (unsigned long long)t->failures[i]);
+		err = table_add(&tab, row);
+		if (err)
+			goto out_free;
+	}
+	printf("\n");
+	table_print(&tab, stdout);
+out_free:
+	table_free(&tab);
+	return err;
+}
+
+static int cmd_tls(const struct ctl *c)
+{
+	struct or_tls_counters t;
+	__u32 key = 0;
+	int fd, err;
+
+	err = open_map(c, "or_tls", &fd);
+	if (err)
+		return err;
+	err = bpf_map_lookup_elem(fd, &key, &t);
+	if (err) {
+		fprintf(stderr, "outriderctl: or_tls: %s\n", strerror(-err));
+		goto out_close;
+	}
+	check_abi(c);
+	if (c->json)
+		tls_json(&t);
+	else
+		err = tls_table(&t);
+out_close:
+	close(fd);
+	return err;
+}
+
 /* Milliseconds since the agent's last heartbeat, or -1 if it never beat. */
 static long long heartbeat_age_ms(const struct or_settings *s)
 {
@@ -907,9 +1341,12 @@ static const struct {
 	int (*run)(const struct ctl *c);
 } commands[] = {
 	{ "pods", cmd_pods },
+	{ "certs", cmd_certs },
 	{ "services", cmd_services },
 	{ "backends", cmd_backends },
 	{ "breakers", cmd_breakers },
+	{ "inbound", cmd_inbound },
+	{ "tls", cmd_tls },
 	{ "stats", cmd_stats },
 };
 
@@ -981,7 +1418,7 @@ int main(int argc, char **argv)
 		return err ? EXIT_FAILURE : EXIT_SUCCESS;
 	}
 	fprintf(stderr,
-		"outriderctl: unknown command '%s' (commands: pods, services, backends, breakers, stats; see --help)\n",
+		"outriderctl: unknown command '%s' (commands: pods, certs, services, backends, breakers, inbound, tls, stats; see --help)\n",
 		cmd);
 	return EXIT_USAGE;
 }

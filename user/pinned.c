@@ -8,6 +8,7 @@
 #include <bpf/libbpf.h>
 
 #include "addr.h"
+#include "identity.h"
 #include "pinned.h"
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
@@ -27,6 +28,9 @@ static const struct {
 			  sizeof(struct or_dst), 0 } },
 	{ "or_breakers", { BPF_MAP_TYPE_HASH, sizeof(struct or_breaker_key),
 			   sizeof(struct or_breaker_val), 0 } },
+	{ "or_inbound", { BPF_MAP_TYPE_HASH, sizeof(struct or_inbound_key),
+			  sizeof(struct or_inbound_val), 0 } },
+	{ "or_tls", { BPF_MAP_TYPE_ARRAY, sizeof(__u32), sizeof(struct or_tls_counters), 0 } },
 	{ "or_settings", { BPF_MAP_TYPE_ARRAY, sizeof(__u32), sizeof(struct or_settings), 0 } },
 	{ "or_stats", { BPF_MAP_TYPE_PERCPU_ARRAY, sizeof(__u32), sizeof(__u64), 0 } },
 };
@@ -42,8 +46,32 @@ static const char *const reason_names[] = {
 	[OR_REASON_PEER_RESTORED] = "peer_restored",
 	[OR_REASON_ALL_EJECTED] = "all_ejected",
 	[OR_REASON_SKIPPED_EJECTED] = "skipped_ejected",
+	[OR_REASON_INBOUND_REFUSED] = "inbound_refused",
+	[OR_REASON_INBOUND_PLAINTEXT] = "inbound_plaintext",
 };
 _Static_assert(ARRAY_SIZE(reason_names) == OR_REASON_MAX, "a reason in or_abi.h has no name");
+
+/*
+ * or_tls_counters.failures[]: slot 0 is every TLS error that is not an SVID
+ * refusal, slot i >= 1 counts enum or_svid_err i (identity.h), so the
+ * indices come from that enum and a value appended there needs a name here.
+ */
+static const char *const tls_reason_names[] = {
+	[0] = "tls",
+	[OR_SVID_NO_CERT] = "no_cert",
+	[OR_SVID_CHAIN] = "chain",
+	[OR_SVID_URI_COUNT] = "uri_count",
+	[OR_SVID_NOT_SPIFFE] = "not_spiffe",
+	[OR_SVID_TRUST_DOMAIN] = "trust_domain",
+	[OR_SVID_IS_CA] = "is_ca",
+	[OR_SVID_EXPIRED] = "expired",
+	[OR_SVID_NOT_YET_VALID] = "not_yet_valid",
+	[OR_SVID_KEY_USAGE] = "key_usage",
+};
+_Static_assert(ARRAY_SIZE(tls_reason_names) == OR_SVID_ERR_MAX,
+	       "an or_svid_err in identity.h has no name here");
+_Static_assert(OR_SVID_ERR_MAX <= OR_TLS_REASONS,
+	       "or_tls_counters.failures has no slot for every or_svid_err");
 
 int or_pinned_path(const char *pin_dir, const char *map, char *buf, size_t len)
 {
@@ -221,6 +249,23 @@ const char *or_reason_name(unsigned int reason)
 	return reason < ARRAY_SIZE(reason_names) ? reason_names[reason] : NULL;
 }
 
+const char *or_tls_reason_name(unsigned int i)
+{
+	return i < ARRAY_SIZE(tls_reason_names) ? tls_reason_names[i] : NULL;
+}
+
+const char *or_inbound_mode_name(__u8 mode)
+{
+	switch (mode) {
+	case OR_INBOUND_PERMISSIVE:
+		return "permissive";
+	case OR_INBOUND_STRICT:
+		return "strict";
+	default:
+		return "unknown";
+	}
+}
+
 const char *or_svc_mode_name(__u8 mode)
 {
 	switch (mode) {
@@ -303,9 +348,15 @@ size_t or_abi_name_len(const char name[OR_NAME_LEN])
 	return strnlen(name, OR_NAME_LEN);
 }
 
-const char *or_abi_name_str(const char name[OR_NAME_LEN], char *buf, size_t len)
+size_t or_abi_id_len(const char id[OR_ID_LEN])
 {
-	size_t n = or_abi_name_len(name), i;
+	return strnlen(id, OR_ID_LEN);
+}
+
+/* The first n bytes of a string field, printable ASCII only, into buf. */
+static const char *field_str(const char *field, size_t n, char *buf, size_t len)
+{
+	size_t i;
 
 	if (!len)
 		return buf;
@@ -316,10 +367,20 @@ const char *or_abi_name_str(const char name[OR_NAME_LEN], char *buf, size_t len)
 	if (n > len - 1)
 		n = len - 1;
 	for (i = 0; i < n; i++) {
-		unsigned char c = name[i];
+		unsigned char c = field[i];
 
 		buf[i] = c >= 0x20 && c < 0x7f ? c : '?';
 	}
 	buf[i] = 0;
 	return buf;
+}
+
+const char *or_abi_name_str(const char name[OR_NAME_LEN], char *buf, size_t len)
+{
+	return field_str(name, or_abi_name_len(name), buf, len);
+}
+
+const char *or_abi_id_str(const char id[OR_ID_LEN], char *buf, size_t len)
+{
+	return field_str(id, or_abi_id_len(id), buf, len);
 }

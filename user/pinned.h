@@ -68,6 +68,16 @@ int or_pinned_percpu_sum(int fd, __u32 key, __u64 *sum);
 /* Lower-case name of an or_reason ("kernel_balanced"), or NULL past OR_REASON_MAX. */
 const char *or_reason_name(unsigned int reason);
 
+/*
+ * Name of or_tls_counters.failures[i]: "tls" for 0 (other TLS errors), the
+ * enum or_svid_err name for i >= 1 ("no_cert", "chain", ...), or NULL for a
+ * slot no reason uses yet (i < OR_TLS_REASONS) or past the array.
+ */
+const char *or_tls_reason_name(unsigned int i);
+
+/* "permissive", "strict", or "unknown" (enum or_inbound_mode). */
+const char *or_inbound_mode_name(__u8 mode);
+
 /* "proxy", "kernel", or "unknown". */
 const char *or_svc_mode_name(__u8 mode);
 
@@ -113,5 +123,14 @@ size_t or_abi_name_len(const char name[OR_NAME_LEN]);
  * Returns buf.
  */
 const char *or_abi_name_str(const char name[OR_NAME_LEN], char *buf, size_t len);
+
+/* or_abi_name_len() for a SPIFFE ID field: at most OR_ID_LEN, may lack its NUL. */
+size_t or_abi_id_len(const char id[OR_ID_LEN]);
+
+/*
+ * or_abi_name_str() for a SPIFFE ID field, into buf (at least OR_ID_LEN + 1):
+ * "-" when empty (no SVID). Returns buf.
+ */
+const char *or_abi_id_str(const char id[OR_ID_LEN], char *buf, size_t len);
 
 #endif

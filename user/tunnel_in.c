@@ -148,6 +148,7 @@ static void on_head(struct or_tconn *c, const struct or_tunnel_target *t)
 {
 	const char *peer = or_tls_peer_id(c->pump.ssl);
 	struct or_authz_decision d;
+	struct or_ip lo;
 	int fd, in_progress = 0, err;
 
 	if (!or_ip_eq(&t->ip, &c->pod->ip) && !or_ip_eq(&t->ip, &c->pod->ip6)) {
@@ -168,8 +169,15 @@ static void on_head(struct or_tconn *c, const struct or_tunnel_target *t)
 		refuse(c, 502, "cannot enter the pod's netns");
 		return;
 	}
+	/*
+	 * Over loopback, not to the pod's address: the pod's sk_lookup program
+	 * refuses plaintext to its own address under strict mTLS, and this
+	 * connection is the tunnel's, already authenticated. (So apps must
+	 * listen on the wildcard or loopback, as with Istio before 1.10.)
+	 */
 	c->app.fd = -1;
-	fd = or_sock_connect(&t->ip, t->port, &in_progress);
+	or_ip_parse(t->ip.family == AF_INET ? "127.0.0.1" : "::1", &lo);
+	fd = or_sock_connect(&lo, t->port, &in_progress);
 	or_netns_leave();
 	if (fd < 0) {
 		atomic_fetch_add(&or_tunnel_stats.app_failed, 1);

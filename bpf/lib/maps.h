@@ -34,6 +34,24 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } or_breakers SEC(".maps");
 
+/* Writer: agent. Reader: sk_lookup (inbound plaintext policy per pod port). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, OR_MAX_PODS * 16);
+	__type(key, struct or_inbound_key);
+	__type(value, struct or_inbound_val);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} or_inbound SEC(".maps");
+
+/* Writer: agent (every second). Reader: outriderctl. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct or_tls_counters);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} or_tls SEC(".maps");
+
 /* Writer: agent. Reader: outriderctl; identity lookups in later programs. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);

@@ -540,7 +540,7 @@ Test(svid, mint_refuses_bad_names_and_ttl, .init = setup, .fini = teardown)
 		{ "a/b", "web" }, { "default", "" }, { "", "web" },    { "..", "web" },
 		{ "default", "." }, { "def ault", "web" }, { "default", "w%2f" }, { "ns", "a?b" },
 	};
-	char longname[300];
+	char longname[OR_SPIFFE_ID_MAX + 16]; /* an ID that cannot fit */
 	struct or_svid *s = (struct or_svid *)0x1;
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {

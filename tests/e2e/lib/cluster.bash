@@ -32,6 +32,25 @@
 #   wait_until TIMEOUT_MS CMD...  poll CMD every 50 ms
 #   cluster_cleanup               remove everything, end recorded processes
 #
+# More than one node (issue 4): every agent is a "node" of its own, all of
+# them in the root netns, the pods of all nodes on the one bridge.
+#   node_add NODE                 another node: pin dir $OR_PIN-<suffix>
+#                                 (suffix: NODE without "node-"), its own
+#                                 admin/ready ports, config, log and pid file
+#   pod_node POD NODE             the node POD runs on (default: the node it
+#                                 was added on, $OR_NODE_NAME)
+#   on_node NODE CMD...           CMD for NODE's agent: OR_NODE_NAME, OR_PIN,
+#                                 OR_CONFIG, OR_AGENT_LOG, OR_AGENT_PIDFILE,
+#                                 OR_ADMIN_ADDR and OR_READY_ADDR are NODE's, so
+#                                 cluster_config, agent_start/stop/running/
+#                                 reload, agent_wait_ready, ctl, admin_get and
+#                                 metric act on NODE (the first node: as is)
+#   netns_spawn NETNS LOG CMD...  CMD in a netns (no cgroup), PID recorded
+#   capture_start WHERE FILE FILTER...  tcpdump into FILE on the bridge
+#                                 (WHERE=node) or on a pod's eth0 (WHERE=POD);
+#                                 prints its PID once it captures
+#   capture_stop PID              ends it; its packets are in FILE after
+#
 # Resilience helpers (issue 3):
 #   admin_get PATH / ready_get PATH   GET from the agent's admin / ready address
 #   metric NAME [LABEL=VALUE ...]     sum of NAME's samples with those labels (0 if none)
@@ -137,7 +156,8 @@ cluster_init()
 		echo "$OR_ID" >>"$OR_IDS_FILE"
 	fi
 	mkdir "$OR_STATE" || return 1
-	mkdir "$OR_STATE/labels" "$OR_STATE/podns" "$OR_STATE/logs"
+	mkdir "$OR_STATE/labels" "$OR_STATE/podns" "$OR_STATE/podnode" "$OR_STATE/logs" \
+		"$OR_STATE/nodes"
 	: >"$OR_STATE/pids"
 	: >"$OR_STATE/pods"
 	: >"$OR_STATE/namespaces.yaml"
@@ -205,6 +225,7 @@ pod_add()
 	echo "$name $ip4 ${ip6:--}" >>"$OR_STATE/pods"
 	: >"$OR_STATE/labels/$name"
 	echo default >"$OR_STATE/podns/$name"
+	echo "$OR_NODE_NAME" >"$OR_STATE/podnode/$name"
 
 	ip netns add "$ns" || return 1
 	ip -n "$OR_NODE_NS" link add "$veth" type veth peer name eth0 netns "$ns" || return 1
@@ -343,7 +364,7 @@ cluster_config()
 		while read -r name ip4 ip6; do
 			echo "  - name: $name"
 			echo "    namespace: $(cat "$OR_STATE/podns/$name")"
-			echo "    node: $OR_NODE_NAME"
+			echo "    node: $(cat "$OR_STATE/podnode/$name" 2>/dev/null || echo "$OR_NODE_NAME")"
 			echo "    labels: $(_or_labels_yaml "$name")"
 			echo "    ip: $ip4"
 			if [ "$ip6" != - ]; then
@@ -473,11 +494,11 @@ agent_start()
 	"$OR_BUILD/outriderd" --config "$cfg" --log-level debug "$@" \
 		</dev/null >>"$OR_AGENT_LOG" 2>&1 3>&- &
 	local pid=$!
-	_or_record_pid "$pid" agent
-	echo "$pid" >"$OR_STATE/agent.pid"
+	_or_record_pid "$pid" "agent:$OR_NODE_NAME"
+	echo "$pid" >"${OR_AGENT_PIDFILE:-$OR_STATE/agent.pid}"
 }
 
-agent_pid() { cat "$OR_STATE/agent.pid" 2>/dev/null; }
+agent_pid() { cat "${OR_AGENT_PIDFILE:-$OR_STATE/agent.pid}" 2>/dev/null; }
 
 # The process exists and is not a zombie.
 _or_alive()
@@ -518,12 +539,12 @@ agent_stop()
 			echo "agent $pid still running 5 s after SIG$sig; killing it" >&2
 			kill -KILL "$pid" 2>/dev/null || true
 			wait "$pid" 2>/dev/null || true
-			rm -f "$OR_STATE/agent.pid"
+			rm -f "${OR_AGENT_PIDFILE:-$OR_STATE/agent.pid}"
 			return 1
 		fi
 	fi
 	wait "$pid" 2>/dev/null && OR_AGENT_STATUS=0 || OR_AGENT_STATUS=$?
-	rm -f "$OR_STATE/agent.pid"
+	rm -f "${OR_AGENT_PIDFILE:-$OR_STATE/agent.pid}"
 	return 0
 }
 
@@ -594,6 +615,10 @@ cluster_cleanup()
 	case "${OR_PIN:-}" in
 	/sys/fs/bpf/outrider-test-*) rm -rf "$OR_PIN" ;;
 	esac
+	# Other nodes' pin dirs (node_add): $OR_PIN-<suffix>.
+	for d in "/sys/fs/bpf/outrider-test-${OR_ID}-"*; do
+		[ -d "$d" ] && rm -rf "$d"
+	done
 
 	case "${OR_STATE:-}" in
 	*/outrider-test-*)
@@ -605,6 +630,261 @@ cluster_cleanup()
 		;;
 	esac
 	return 0
+}
+
+# ---- more than one node (issue 4) -----------------------------------------
+#
+# The first node is the one cluster_init made ($OR_NODE_NAME, $OR_PIN,
+# $OR_CONFIG, ...). node_add registers another in $OR_STATE/nodes/<NODE>
+# ("suffix admin_addr ready_addr"); on_node runs a command with that node's
+# settings in place of the first node's.
+
+# pod_node POD NODE: the node the pod runs on, as cluster_config writes it.
+pod_node()
+{
+	echo "$2" >"$OR_STATE/podnode/$1"
+}
+
+# pod_node_of POD: the node POD runs on.
+pod_node_of()
+{
+	cat "$OR_STATE/podnode/$1" 2>/dev/null || echo "$OR_NODE_NAME"
+}
+
+_or_addr_used()
+{
+	local port=$1 f
+	[ "127.0.0.1:$port" = "$OR_ADMIN_ADDR" ] || [ "127.0.0.1:$port" = "$OR_READY_ADDR" ] && return 0
+	for f in "$OR_STATE/nodes"/*; do
+		[ -f "$f" ] || continue
+		grep -q -e " 127.0.0.1:$port\( \|\$\)" "$f" && return 0
+	done
+	_or_port_busy "$port"
+}
+
+# node_add NODE: another node with its own pin dir, admin and ready ports.
+node_add()
+{
+	local node=$1 suffix port i
+	suffix=${node#node-}
+	if ! [[ "$suffix" =~ ^[a-z0-9][a-z0-9-]{0,15}$ ]]; then
+		echo "node_add: '$node': want node-<a-z0-9-> (a short suffix for its pin dir)" >&2
+		return 1
+	fi
+	if [ "$node" = "$OR_NODE_NAME" ] || [ -e "$OR_STATE/nodes/$node" ]; then
+		echo "node_add: $node already exists" >&2
+		return 1
+	fi
+	port=${OR_READY_ADDR##*:}
+	port=$((port + 1))
+	for ((i = 0; i < 200; i++)); do
+		if ! _or_addr_used "$port" && ! _or_addr_used $((port + 1)); then
+			break
+		fi
+		port=$((port + 2))
+		[ "$port" -lt 40000 ] || port=20000
+	done
+	echo "$suffix 127.0.0.1:$port 127.0.0.1:$((port + 1))" >"$OR_STATE/nodes/$node"
+}
+
+# on_node NODE CMD...: CMD with NODE's agent settings (see the top of the file).
+on_node()
+{
+	local node=$1 suffix admin ready
+	shift
+	if [ "$node" = "$OR_NODE_NAME" ]; then
+		"$@"
+		return
+	fi
+	if ! read -r suffix admin ready <"$OR_STATE/nodes/$node" 2>/dev/null; then
+		echo "on_node: no node $node (node_add it)" >&2
+		return 1
+	fi
+	local -x OR_NODE_NAME=$node
+	local -x OR_PIN="$OR_PIN-$suffix"
+	local -x OR_CONFIG="$OR_STATE/outrider-$suffix.yaml"
+	local -x OR_AGENT_LOG="$OR_STATE/agent-$suffix.log"
+	local -x OR_AGENT_PIDFILE="$OR_STATE/agent-$suffix.pid"
+	local -x OR_ADMIN_ADDR=$admin
+	local -x OR_READY_ADDR=$ready
+	"$@"
+}
+
+# netns_spawn NETNS LOG CMD...: CMD in that netns (a name under /run/netns),
+# in the caller's cgroup, in the background; prints the PID.
+netns_spawn()
+{
+	local ns=$1 log=$2
+	shift 2
+	nsenter --net="/run/netns/$ns" -- "$@" </dev/null >"$log" 2>&1 3>&- &
+	local pid=$!
+	_or_record_pid "$pid" "netns:$ns"
+	echo "$pid"
+}
+
+# capture_start WHERE FILE [FILTER...]: tcpdump writing FILE (pcap, every
+# packet flushed at once), on br0 in the node netns (WHERE=node) or on eth0
+# in a pod's netns (WHERE=POD). Prints its PID once it captures.
+capture_start()
+{
+	local where=$1 file=$2 ns dev pid log
+	shift 2
+	if [ "$where" = node ]; then
+		ns=$OR_NODE_NS dev=br0
+	else
+		ns=$(pod_netns "$where") dev=eth0
+	fi
+	log="$file.log"
+	# -Z root: tcpdump would otherwise drop to its own user, who cannot
+	# write in the state dir.
+	pid=$(netns_spawn "$ns" "$log" tcpdump -i "$dev" -nn -U --immediate-mode -s 0 -Z root -w "$file" "$@")
+	if ! wait_until 5000 grep -q 'listening on' "$log"; then
+		echo "capture_start: tcpdump did not start:" >&2
+		cat "$log" >&2
+		kill "$pid" 2>/dev/null
+		return 1
+	fi
+	echo "$pid"
+}
+
+# capture_stop PID: ends the capture (SIGTERM; tcpdump writes out what it has).
+capture_stop()
+{
+	local pid=$1 i
+	kill -TERM "$pid" 2>/dev/null || return 0
+	for ((i = 0; i < 100; i++)); do
+		_or_alive "$pid" || break
+		sleep 0.05
+	done
+	wait "$pid" 2>/dev/null || true
+}
+
+# nodes_up NODE...: for each node in turn, its config (cluster_config under
+# on_node), its agent, and a wait until the pods it enrolls (those on the
+# node labelled with the selector, outrider.io/mode=enabled) are in its
+# maps with :15001 and :15008 listening, and /healthz/ready says 200. On
+# failure: every agent's log and config on stderr, and cleanup.
+nodes_up()
+{
+	local node pod pods
+	for node in "$@"; do
+		pods=()
+		while read -r pod _; do
+			if [ "$(pod_node_of "$pod")" = "$node" ] &&
+				grep -qx 'outrider.io/mode=enabled' "$OR_STATE/labels/$pod"; then
+				pods+=("$pod")
+			fi
+		done <"$OR_STATE/pods"
+		if ! on_node "$node" _or_node_up "${pods[@]}"; then
+			for node in "$@"; do
+				on_node "$node" _or_node_dump
+			done
+			cluster_cleanup
+			return 1
+		fi
+	done
+}
+
+_or_node_up()
+{
+	local pod
+	cluster_config && agent_start "$OR_CONFIG" && agent_wait_ready 5000 "$@" || return 1
+	for pod in "$@"; do
+		if ! wait_until 5000 pod_listening "$pod" 15008; then
+			echo "$OR_NODE_NAME: no mTLS listener (:15008) in pod $pod" >&2
+			return 1
+		fi
+	done
+	if _or_config_has_admin && ! wait_until 3000 ready_get /healthz/ready -f; then
+		echo "$OR_NODE_NAME: /healthz/ready never said 200" >&2
+		return 1
+	fi
+}
+
+_or_node_dump()
+{
+	echo "--- $OR_NODE_NAME: agent log $OR_AGENT_LOG" >&2
+	tail -n 60 "$OR_AGENT_LOG" >&2 2>/dev/null
+	echo "--- $OR_NODE_NAME: config $OR_CONFIG" >&2
+	cat "$OR_CONFIG" >&2 2>/dev/null
+}
+
+# ---- mTLS helpers (issue 4) ---------------------------------------------
+#
+#   ca_dir                        where the agents keep the shared demo CA
+#                                 (ca.crt, ca.key: the state_dir)
+#   ca_mint OUT                   another CA: OUT.crt, OUT.key (self-signed P-256)
+#   cert_mint OUT CA URI [EXT...] a leaf OUT.crt/OUT.key signed by CA.crt/CA.key
+#   tls_probe POD IP CERT DATA    openssl s_client from POD to IP:15008
+#   tls_peer_cert POD IP CERT     the certificate the listener at IP:15008 presents
+
+OR_TRUST_DOMAIN=${OR_TRUST_DOMAIN:-cluster.local}
+
+ca_dir() { echo "${OR_AGENT_STATE_DIR:-$OR_STATE/agent-state}"; }
+
+# ca_mint OUT: a CA that is not the cluster's, valid for a day.
+ca_mint()
+{
+	local out=$1
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -sha256 -days 1 \
+		-subj "/O=outrider tests/CN=another CA" -keyout "$out.key" -out "$out.crt" \
+		-addext 'basicConstraints=critical,CA:TRUE' \
+		-addext 'keyUsage=critical,keyCertSign,cRLSign' 2>"$out.err" || { cat "$out.err" >&2; return 1; }
+}
+
+# cert_mint OUT CA URI [EXT...]: a P-256 leaf signed by CA (CA.crt, CA.key),
+# valid for a day: URI as its only SAN ("" for no SAN), CA:FALSE, keyUsage
+# digitalSignature, extendedKeyUsage clientAuth, serverAuth. Each EXT (an
+# openssl extfile line, "name=value") replaces the line of that name or adds one.
+cert_mint()
+{
+	local out=$1 ca=$2 uri=$3 e name
+	shift 3
+	local -a ext=(
+		'basicConstraints=critical,CA:FALSE'
+		'keyUsage=critical,digitalSignature'
+		'extendedKeyUsage=clientAuth,serverAuth'
+	)
+	[ -z "$uri" ] || ext+=("subjectAltName=URI:$uri")
+	for e in "$@"; do
+		name=${e%%=*}
+		local -a kept=()
+		local x
+		for x in "${ext[@]}"; do
+			[ "${x%%=*}" = "$name" ] || kept+=("$x")
+		done
+		ext=("${kept[@]}" "$e")
+	done
+	printf '%s\n' "${ext[@]}" >"$out.ext"
+	openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$out.key" 2>"$out.err" &&
+		openssl req -new -key "$out.key" -subj "/O=outrider tests" -out "$out.csr" 2>>"$out.err" &&
+		openssl x509 -req -in "$out.csr" -CA "$ca.crt" -CAkey "$ca.key" -days 1 -sha256 \
+			-set_serial "0x$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')" \
+			-extfile "$out.ext" -out "$out.crt" 2>>"$out.err" || { cat "$out.err" >&2; return 1; }
+}
+
+# tls_probe POD IP CERT DATA [S_CLIENT ARGS...]: from POD, TLS 1.3 to
+# IP:15008 trusting only the cluster CA (the agent's chain must verify),
+# presenting CERT (CERT.crt, CERT.key; "" for none), writing DATA (printf
+# %b: "\r\n" works), then reading until the agent closes (10 s at most).
+# Prints what came back and s_client's complaints; its exit status.
+tls_probe()
+{
+	local pod=$1 ip=$2 cert=$3 data=$4
+	shift 4
+	local -a args=(-connect "$ip:15008" -CAfile "$(ca_dir)/ca.crt" -verify_return_error -quiet)
+	[ -z "$cert" ] || args+=(-cert "$cert.crt" -key "$cert.key")
+	printf '%b' "$data" | pod_exec "$pod" timeout 10 openssl s_client "${args[@]}" "$@" 2>&1
+}
+
+# tls_peer_cert POD IP CERT: the PEM certificate the listener at IP:15008
+# presents to a client with CERT.
+tls_peer_cert()
+{
+	local pod=$1 ip=$2 cert=$3
+	pod_exec "$pod" timeout 10 openssl s_client -connect "$ip:15008" \
+		-CAfile "$(ca_dir)/ca.crt" -verify_return_error -cert "$cert.crt" -key "$cert.key" \
+		</dev/null 2>/dev/null | openssl x509 2>/dev/null
 }
 
 # ---- the end-to-end topology ---------------------------------------------
@@ -654,9 +934,20 @@ e2e_setup()
 # e2e_teardown: in teardown(); after a failed test, the agent's last words.
 e2e_teardown()
 {
+	local f node
 	if [ -z "${BATS_TEST_COMPLETED:-}" ] && [ -f "${OR_AGENT_LOG:-}" ]; then
 		echo "--- last 40 lines of $OR_AGENT_LOG"
 		tail -n 40 "$OR_AGENT_LOG"
+	fi
+	if [ -z "${BATS_TEST_COMPLETED:-}" ] && [ -d "${OR_STATE:-}/nodes" ]; then
+		for f in "$OR_STATE/nodes"/*; do
+			[ -f "$f" ] || continue
+			node=${f##*/}
+			f=$(on_node "$node" sh -c 'echo "$OR_AGENT_LOG"')
+			[ -f "$f" ] || continue
+			echo "--- last 40 lines of $f ($node)"
+			tail -n 40 "$f"
+		done
 	fi
 }
 
