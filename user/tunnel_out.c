@@ -43,6 +43,7 @@ struct or_oconn {
 	bool closed;
 	int hs_wants;
 	char expect[OR_SPIFFE_ID_MAX]; /* the workload that must answer, or "" */
+	bool http; /* the proxy speaks HTTP through us: a denial becomes a 403 */
 	char dest[64];
 	struct or_tunnel_target target;
 	struct or_tls_pump pump;
@@ -163,6 +164,17 @@ static int read_answer(struct or_oconn *c)
 		return c->pump.tls_eof ? -1 : 0;
 	if (p == OR_TP_BAD || status != 200) {
 		or_debug("tunnel refused by peer", "dest=%s status=%d", c->dest, status);
+		if (status == 403 && c->http) {
+			static const char denied[] =
+				"HTTP/1.1 403 Forbidden\r\ncontent-type: text/plain\r\n"
+				"content-length: 47\r\nx-outrider-reason: denied\r\n"
+				"connection: close\r\n\r\n"
+				"denied by the destination's authorization rules";
+
+			/* Fits the empty socketpair buffer at once; best effort otherwise. */
+			if (send(c->pair.fd, denied, sizeof(denied) - 1, MSG_NOSIGNAL) < 0)
+				or_debug("cannot pass the denial on", "dest=%s", c->dest);
+		}
 		return -1;
 	}
 	or_tls_pump_consume(&c->pump, used);
@@ -236,7 +248,7 @@ static void on_timeout(struct ev_loop *loop, struct ev_timer *t)
 }
 
 int or_tunnel_open(struct or_worker *w, struct or_pod_rt *pod, const struct or_ip *ip,
-		   uint16_t port, const char *expect_id)
+		   uint16_t port, const char *expect_id, bool http)
 {
 	struct or_tls_id *id = or_pod_tls_get(pod);
 	struct or_oconn *c = NULL;
@@ -270,6 +282,7 @@ int or_tunnel_open(struct or_worker *w, struct or_pod_rt *pod, const struct or_i
 	c->target.port = port;
 	snprintf(c->dest, sizeof(c->dest), "%s:%u", or_ip_str(ip, ipstr, sizeof(ipstr)), port);
 	snprintf(c->expect, sizeof(c->expect), "%s", expect_id ? expect_id : "");
+	c->http = http;
 	c->pump.plain = -1;
 	c->pump.from_tls.buf = c->mem;
 	c->pump.to_tls.buf = c->mem + OR_TLS_PUMP_BUF;

@@ -4,6 +4,7 @@
 #define OR_TUNNEL_OUT_H
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "pod.h"
@@ -19,11 +20,13 @@ extern struct or_tunnel_out_stats or_tunnel_out_stats;
 /*
  * A tunnel from pod to ip:port (the destination pod's app port) through
  * ip:OR_PORT_TUNNEL. expect_id, when not NULL, is the SPIFFE ID the peer
- * must present. Returns the caller's end of a socketpair (non-blocking,
- * owned by the caller), or -errno.
+ * must present. With http, a refusal by the destination's authorization
+ * reaches the caller as an HTTP 403 response (final, not retried) rather
+ * than a closed connection. Returns the caller's end of a socketpair
+ * (non-blocking, owned by the caller), or -errno.
  */
 int or_tunnel_open(struct or_worker *w, struct or_pod_rt *pod, const struct or_ip *ip,
-		   uint16_t port, const char *expect_id);
+		   uint16_t port, const char *expect_id, bool http);
 void or_tunnel_out_close_all(struct or_worker *w);
 
 #endif

@@ -56,7 +56,8 @@ int or_upstream_connect(struct or_worker *w, struct or_pod_rt *pod, const struct
 
 	if (ep->spiffe_id && rt->mtls != OR_MTLS_DISABLED) {
 		*in_progress = 0;
-		return or_tunnel_open(w, pod, &ep->ip, ep->port, ep->spiffe_id);
+		return or_tunnel_open(w, pod, &ep->ip, ep->port, ep->spiffe_id,
+				      rt->protocol == OR_PROTOCOL_HTTP);
 	}
 	err = or_netns_enter(pod->netns_fd);
 	if (err)
