@@ -17,6 +17,7 @@ source tests/e2e/lib/cluster.bash
 
 VIP=10.96.0.10
 VIP_K=10.96.0.20
+VIP_WEB=10.96.0.30
 step_no=0
 
 bold='' plain=''
@@ -76,27 +77,31 @@ done
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-step "Creating a node bridge and four pods (network namespaces with their own cgroups)"
+step "Creating a node bridge and five pods (network namespaces with their own cgroups)"
 cluster_init
 pod_add client 10.244.1.2 fd00:244:1::2
 pod_add bystander 10.244.1.3
 pod_add echo-1 10.244.1.11 fd00:244:1::11
 pod_add echo-2 10.244.1.12 fd00:244:1::12
+pod_add web-1 10.244.1.21
 printf '  %-10s %-12s %s\n' POD IP ROLE \
 	client 10.244.1.2 "enrolled (outrider.io/mode=enabled)" \
 	bystander 10.244.1.3 "not labelled" \
 	echo-1 10.244.1.11 "backend: upstream --http 8080" \
-	echo-2 10.244.1.12 "backend: upstream --http 8080"
+	echo-2 10.244.1.12 "backend: upstream --http 8080" \
+	web-1 10.244.1.21 "enrolled backend of an HTTP service with strict mTLS"
 echo "  netns ${OR_NS_PREFIX}-*, cgroups $OR_CG/*, no default route"
 
 step "Starting the echo backends"
 upstream_start echo-1 echo-1 --http 8080 --echo 9000
 upstream_start echo-2 echo-2 --http 8080 --echo 9000
+upstream_start web-1 web-1 --http 8080
 show pod_exec client curl -sS --max-time 3 http://10.244.1.11:8080/
 
 step "Writing the agent's config (from deploy/local/demo.yaml.in)"
 sed -e "s|@NODE@|$OR_NODE_NAME|g" -e "s|@PIN_DIR@|$OR_PIN|g" -e "s|@CGROUP_ROOT@|$CG2|g" \
 	-e "s|@NETNS@|/run/netns/$OR_NS_PREFIX|g" -e "s|@CGROUP@|$OR_CG|g" \
+	-e "s|@STATE_DIR@|$OR_STATE/agent-state|g" \
 	deploy/local/demo.yaml.in >"$OR_CONFIG"
 echo "  $OR_CONFIG; its services:"
 sed -n '/^services:/,$p' "$OR_CONFIG" | grep -v '^ *#' | sed 's/^/    /'
@@ -124,6 +129,21 @@ for i in 1 2 3 4 5 6; do
 	echo "  request $i: ${out//$'\n'/}"
 done
 echo "  (the backend's peer port is the client's own port: no proxy in between)"
+
+step "mTLS: client -> http://$VIP_WEB/ (HTTP service; web-1 is in the mesh, so the agent tunnels)"
+for i in 1 2 3; do
+	out=$(pod_exec client curl -sS --max-time 3 "http://$VIP_WEB/") || die "curl $VIP_WEB failed"
+	echo "  request $i: $out"
+done
+echo "  (TLS 1.3 to web-1's :15008 under the client's SPIFFE identity; the app is reached"
+echo "   over loopback inside web-1, hence peer=127.0.0.1; retries would show attempt=2)"
+show ctl certs
+sleep 1.1 # the agent copies its TLS counters into or_tls once a second
+show ctl tls
+
+step "Strict mTLS: plaintext from outside the mesh to web-1:8080 is refused in the kernel"
+show pod_exec bystander curl -sS --max-time 3 http://10.244.1.21:8080/ || true
+show ctl inbound
 
 step "The unlabelled pod is not captured: it has no route to the VIP"
 show pod_exec bystander orclient "$VIP" 80 || true
