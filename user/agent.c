@@ -112,6 +112,7 @@ static int apply(struct or_agent *a, struct or_config *cfg)
 		return err;
 	}
 	or_routes_publish(routes);
+	atomic_fetch_add(&or_tunnel_policy_gen, 1); /* open tunnels re-check their rules */
 	routes = or_routes_get();
 	or_health_sync(routes);
 	or_routes_put(routes);

@@ -110,9 +110,13 @@ static int verify_svid(X509_STORE_CTX *xctx, void *arg)
 
 void or_tls_count_failure(SSL *ssl)
 {
+	unsigned long e = ERR_peek_error();
+
 	if (SSL_get_verify_result(ssl) == X509_V_ERR_APPLICATION_VERIFICATION)
 		return; /* verify_svid counted it, by reason */
-	if (SSL_is_server(ssl) && !SSL_get0_peer_certificate(ssl))
+	/* Only a client that was asked for a certificate and sent none is no_cert. */
+	if (SSL_is_server(ssl) && ERR_GET_LIB(e) == ERR_LIB_SSL &&
+	    ERR_GET_REASON(e) == SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE)
 		atomic_fetch_add(&or_tls_stats.failures[OR_SVID_NO_CERT], 1);
 	else
 		atomic_fetch_add(&or_tls_stats.failures_tls, 1);

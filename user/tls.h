@@ -36,7 +36,7 @@ struct or_tls_id {
 	const struct or_ca *ca;
 	pthread_mutex_t sess_lock;
 	struct {
-		char dest[64]; /* "ip:port" */
+		char dest[64]; /* the destination pod's address */
 		SSL_SESSION *s;
 	} sess[OR_TLS_SESSIONS];
 	unsigned int sess_next;
@@ -54,7 +54,7 @@ void or_tls_id_get(struct or_tls_id *id);
 void or_tls_id_put(struct or_tls_id *id);
 
 /*
- * A client SSL for `dest` ("ip:port"), resuming the last session with it
+ * A client SSL for `dest` (the destination pod's address), resuming the last session with it
  * when there is one. NULL on failure.
  */
 SSL *or_tls_client_new(struct or_tls_id *id, const char *dest);

@@ -22,6 +22,7 @@
 #define SETUP_MS 5000 /* handshake, CONNECT head and the app's connect */
 
 struct or_tunnel_stats or_tunnel_stats;
+_Atomic uint64_t or_tunnel_policy_gen;
 
 enum tstate { T_HANDSHAKE, T_HEAD, T_CONNECTING, T_OPEN };
 
@@ -38,6 +39,8 @@ struct or_tconn {
 	bool closed;
 	int hs_wants;    /* what the handshake waits for */
 	size_t head_len; /* the CONNECT head at the start of pump.from_tls */
+	struct or_tunnel_target target; /* as authorized */
+	uint64_t policy_gen;            /* or_tunnel_policy_gen when authorized */
 	struct or_tls_pump pump;
 	char mem[2 * OR_TLS_PUMP_BUF];
 };
@@ -156,6 +159,8 @@ static void on_head(struct or_tconn *c, const struct or_tunnel_target *t)
 		refuse(c, 400, "target is not the pod this tunnel serves");
 		return;
 	}
+	c->policy_gen = atomic_load(&or_tunnel_policy_gen);
+	c->target = *t;
 	d = authorize(t, peer ? peer : "");
 	if (!d.allowed) {
 		atomic_fetch_add(&or_tunnel_stats.denied, 1);
@@ -260,10 +265,33 @@ static void tc_update(struct or_tconn *c)
 		tc_close(c, "epoll");
 }
 
+/* The rules changed since this tunnel was authorized: ask again. */
+static bool still_allowed(struct or_tconn *c)
+{
+	uint64_t gen = atomic_load(&or_tunnel_policy_gen);
+	const char *peer;
+
+	if (c->st != T_OPEN || c->app.fd == -1 || gen == c->policy_gen)
+		return true;
+	c->policy_gen = gen;
+	peer = or_tls_peer_id(c->pump.ssl);
+	if (authorize(&c->target, peer ? peer : "").allowed)
+		return true;
+	atomic_fetch_add(&or_tunnel_stats.denied, 1);
+	or_info("tunnel denied after a policy change", "pod=%s peer=\"%s\" port=%u",
+		c->pod->name, peer ? peer : "-", c->target.port);
+	return false;
+}
+
 /* Moves bytes in whatever state the tunnel is in; closes it on error. */
 static void step(struct or_tconn *c)
 {
 	int err = 0;
+
+	if (!still_allowed(c)) {
+		tc_close(c, "denied after a policy change");
+		return;
+	}
 
 	if (c->st == T_HEAD)
 		err = read_head(c);

@@ -24,6 +24,13 @@ struct or_tunnel_stats {
 };
 extern struct or_tunnel_stats or_tunnel_stats;
 
+/*
+ * Bumped by the agent when a new config is in force: tunnels already open
+ * check their authorization again on their next bytes, so a deny added by
+ * a reload also ends connections it now forbids.
+ */
+extern _Atomic uint64_t or_tunnel_policy_gen;
+
 /* Takes the accepted fd from a tunnel listener; owns it afterwards. */
 void or_tunnel_accept(struct or_worker *w, struct or_listener *l, int fd);
 void or_tunnel_close_all(struct or_worker *w);

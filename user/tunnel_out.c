@@ -286,7 +286,8 @@ int or_tunnel_open(struct or_worker *w, struct or_pod_rt *pod, const struct or_i
 	c->pump.plain = -1;
 	c->pump.from_tls.buf = c->mem;
 	c->pump.to_tls.buf = c->mem + OR_TLS_PUMP_BUF;
-	c->pump.ssl = or_tls_client_new(id, c->dest);
+	/* Sessions are with the destination's agent at ip:15008, whatever the app port. */
+	c->pump.ssl = or_tls_client_new(id, or_ip_str(ip, ipstr, sizeof(ipstr)));
 	if (!c->pump.ssl || !SSL_set_fd(c->pump.ssl, net))
 		goto fail;
 	c->st = in_progress ? O_CONNECTING : O_HANDSHAKE;

@@ -15,7 +15,12 @@
 #           allowlist 10.244.1.24  service allowlist: allow only sa/tester
 #           locked    10.244.1.25  service locked, mtls: strict
 #           vault     10.244.1.26  namespace vault (mtls: strict), service vault-web
+#   node-c  imposter  10.244.1.27  enrolled on a node without an agent: the
+#                                  tests put `openssl s_server` on its :15008
+#                                  to check what node-a's agent accepts as the
+#                                  destination, service imposter
 # Every node-b pod runs `upstream --http 8080 --echo 9000 --control 7000`.
+# Later tests read counters earlier ones moved: run the file whole.
 # SVID renewal under load is in 76_mtls_renewal.bats.
 
 load lib/cluster
@@ -36,9 +41,65 @@ VIP_GUARDED=10.96.0.83   # http :80 -> guarded:8080 (denied), tcp :9000 -> guard
 VIP_ALLOWLIST=10.96.0.84 # http :80, tcp :9000 -> allowlist (only sa/tester may)
 VIP_LOCKED=10.96.0.85    # http :80 -> locked:8080, mtls: strict
 VIP_VAULT=10.96.0.86     # http :80 -> vault:8080, namespace vault is strict
+VIP_IMPOSTER=10.96.0.87  # http :80 -> imposter:8080 (node-c: no agent)
+IMPOSTER=10.244.1.27
 
 TD=cluster.local
 TESTER_ID=spiffe://$TD/ns/default/sa/tester
+
+# mtls_services GUARDED_ACTION LOCKED_MODE: the services, with the action
+# of guarded's rule and the mtls mode of locked (the reload test flips them).
+mtls_services()
+{
+	local guarded_action=$1 locked_mode=$2
+	cluster_services <<EOF
+services:
+  - name: web
+    vip: $VIP_WEB
+    ports: [{port: 80, target_port: 8080, protocol: http}]
+    selector: {app: be}
+  - name: echo
+    vip: $VIP_ECHO
+    ports: [{port: 9000, protocol: tcp}]
+    selector: {app: be}
+  - name: web-plain
+    vip: $VIP_PLAIN
+    mtls: disabled
+    ports: [{port: 80, target_port: 8080, protocol: http}]
+    selector: {app: open}
+  - name: guarded
+    vip: $VIP_GUARDED
+    ports:
+      - {port: 80, target_port: 8080, protocol: http}
+      - {port: 9000, protocol: tcp}
+    selector: {app: guarded}
+    authorization:
+      - {action: $guarded_action, from: {namespace: default}, ports: [8080]}
+  - name: allowlist
+    vip: $VIP_ALLOWLIST
+    ports:
+      - {port: 80, target_port: 8080, protocol: http}
+      - {port: 9000, protocol: tcp}
+    selector: {app: allowlist}
+    authorization:
+      - {action: allow, from: {spiffe: "$TESTER_ID"}}
+  - name: locked
+    vip: $VIP_LOCKED
+    mtls: $locked_mode
+    ports: [{port: 80, target_port: 8080, protocol: http}]
+    selector: {app: locked}
+  - name: vault-web
+    namespace: vault
+    vip: $VIP_VAULT
+    ports: [{port: 80, target_port: 8080, protocol: http}]
+    selector: {app: vault}
+  - name: imposter
+    vip: $VIP_IMPOSTER
+    ports: [{port: 80, target_port: 8080, protocol: http}]
+    selector: {app: imposter}
+    policy: {retries: {attempts: 0}}
+EOF
+}
 
 setup_file()
 {
@@ -63,53 +124,15 @@ setup_file()
 			--control "$UPSTREAM_CONTROL_PORT" || { cluster_cleanup; return 1; }
 	done
 	pod_namespace vault vault
+	pod_add imposter $IMPOSTER || { cluster_cleanup; return 1; }
+	pod_node imposter node-c
+	pod_label imposter app=imposter outrider.io/mode=enabled
 
 	cluster_namespaces <<EOF
 namespaces:
   - {name: vault, mtls: strict}
 EOF
-	cluster_services <<EOF
-services:
-  - name: web
-    vip: $VIP_WEB
-    ports: [{port: 80, target_port: 8080, protocol: http}]
-    selector: {app: be}
-  - name: echo
-    vip: $VIP_ECHO
-    ports: [{port: 9000, protocol: tcp}]
-    selector: {app: be}
-  - name: web-plain
-    vip: $VIP_PLAIN
-    mtls: disabled
-    ports: [{port: 80, target_port: 8080, protocol: http}]
-    selector: {app: open}
-  - name: guarded
-    vip: $VIP_GUARDED
-    ports:
-      - {port: 80, target_port: 8080, protocol: http}
-      - {port: 9000, protocol: tcp}
-    selector: {app: guarded}
-    authorization:
-      - {action: deny, from: {namespace: default}, ports: [8080]}
-  - name: allowlist
-    vip: $VIP_ALLOWLIST
-    ports:
-      - {port: 80, target_port: 8080, protocol: http}
-      - {port: 9000, protocol: tcp}
-    selector: {app: allowlist}
-    authorization:
-      - {action: allow, from: {spiffe: "$TESTER_ID"}}
-  - name: locked
-    vip: $VIP_LOCKED
-    mtls: strict
-    ports: [{port: 80, target_port: 8080, protocol: http}]
-    selector: {app: locked}
-  - name: vault-web
-    namespace: vault
-    vip: $VIP_VAULT
-    ports: [{port: 80, target_port: 8080, protocol: http}]
-    selector: {app: vault}
-EOF
+	mtls_services deny strict
 	nodes_up node-a node-b || return 1
 
 	# Client certificates for s_client, minted by hand (openssl, not the agent).
@@ -124,7 +147,11 @@ EOF
 		cert_mint "$pki/two-uris" "$ca" "$TESTER_ID" \
 			"subjectAltName=URI:$TESTER_ID,URI:spiffe://$TD/ns/default/sa/other" &&
 		cert_mint "$pki/http-uri" "$ca" "http://$TD/ns/default/sa/tester" &&
-		cert_mint "$pki/no-uri" "$ca" "" || { cluster_cleanup; return 1; }
+		cert_mint "$pki/no-uri" "$ca" "" &&
+		cert_mint "$pki/imposter" "$ca" "spiffe://$TD/ns/default/sa/imposter" &&
+		cert_mint "$pki/someone-else" "$ca" "spiffe://$TD/ns/default/sa/someone-else" &&
+		cert_mint "$pki/other-ca-imposter" "$pki/other-ca" "spiffe://$TD/ns/default/sa/imposter" ||
+		{ cluster_cleanup; return 1; }
 }
 teardown_file() { cluster_cleanup; }
 setup()
@@ -136,9 +163,7 @@ teardown()
 {
 	e2e_teardown
 	# A capture a failed test left behind.
-	if [ -n "${CAPTURE_PID:-}" ]; then
-		capture_stop "$CAPTURE_PID"
-	fi
+	capture_stop
 }
 
 # ---- helpers ---------------------------------------------------------------
@@ -265,13 +290,14 @@ capture_summary()
 	[ "$e1" -eq $((e0 + 1)) ]
 }
 
-@test "mtls: the app on node-b sees the client pod's address, not the agent's" {
+@test "mtls: the tunnel reaches the app over loopback inside its pod" {
 	run pod_exec client curl -sS --max-time 5 "http://$VIP_WEB/"
 	echo "$output"
 	[ "$status" -eq 0 ]
-	# Through the tunnel the app's peer is the far agent inside the pod (the
-	# pod's own address or loopback), never another pod's address.
-	[[ "$output" =~ peer=(127\.0\.0\.1|::ffff:127\.0\.0\.1|$BE|::ffff:$BE|::1): ]]
+	# Through the tunnel the app's peer is the far agent, over loopback in
+	# the pod (a documented gap: not the client pod's address), never
+	# another pod's address.
+	[[ "$output" =~ peer=(127\.0\.0\.1|::ffff:127\.0\.0\.1|::1): ]]
 }
 
 @test "mtls: handshakes are counted on both sides; later ones resume the session" {
@@ -293,7 +319,7 @@ capture_summary()
 
 @test "mtls: on the link between the pods, a TLS 1.3 handshake and no plaintext" {
 	local cap="$OR_STATE/tunnel.pcap" marker="plaintext-marker-$OR_ID" payloads
-	CAPTURE_PID=$(capture_start node "$cap" host $CLIENT and host $BE)
+	capture_start node "$cap" host $CLIENT and host $BE
 
 	run pod_exec client curl -sS --max-time 5 "http://$VIP_WEB/"
 	echo "$output"
@@ -305,8 +331,7 @@ capture_summary()
 	[ "$status" -eq 0 ]
 	[ "$output" = "$marker" ]
 
-	capture_stop "$CAPTURE_PID"
-	CAPTURE_PID=
+	capture_stop
 	capture_summary "$cap"
 	payloads=$(pcap_payloads "$cap")
 	echo "--- TLS records at the start of each segment (src sport dst dport bytes...)"
@@ -331,13 +356,12 @@ capture_summary()
 	awk -v be=$BE '$1 == be && $2 == 15008' <<<"$payloads" | grep -q ' 17 03 03 '
 }
 
-@test "mtls: mtls: disabled carries the service in plaintext, with no tunnel" {
+@test "mtls: a service with mtls: disabled is carried in plaintext, with no tunnel" {
 	local cap="$OR_STATE/plain.pcap" payloads
-	CAPTURE_PID=$(capture_start node "$cap" host $CLIENT and host $OPEN)
+	capture_start node "$cap" host $CLIENT and host $OPEN
 	run pod_exec client curl -sS --max-time 5 "http://$VIP_PLAIN/"
 	echo "$output"
-	capture_stop "$CAPTURE_PID"
-	CAPTURE_PID=
+	capture_stop
 	[ "$status" -eq 0 ]
 	[[ "$output" == "backend=open "* ]]
 	capture_summary "$cap"
@@ -394,15 +418,42 @@ probe_refused()
 	probe_refused "$PKI/http-uri" not_spiffe
 }
 
-@test "mtls: the listener speaks TLS 1.3 only" {
-	local t0 t1
+@test "mtls: the listener speaks TLS 1.3 only (a TLS 1.2 hello fails, counted as tls)" {
+	local t0 t1 f0 n0
 	t0=$(b_metric outrider_tunnels_total result=established)
+	f0=$(b_metric outrider_tls_failures_total reason=tls)
+	n0=$(b_metric outrider_tls_failures_total reason=no_cert)
 	run tls_probe outsider $BE "$PKI/tester" "CONNECT $BE:8080 HTTP/1.1\r\n\r\n" -tls1_2
 	echo "$output"
 	[ "$status" -ne 0 ]
 	! grep -q '^HTTP/1.1 200' <<<"$output"
+	grep -qi 'protocol version\|unsupported protocol' <<<"$output"
 	t1=$(b_metric outrider_tunnels_total result=established)
 	[ "$t1" -eq "$t0" ]
+	# A failed handshake, but not for a missing certificate: the client
+	# never got as far as sending one.
+	wait_until 2000 b_metric_above "$f0" outrider_tls_failures_total reason=tls || true
+	echo "node-b failures: tls $f0 -> $(b_metric outrider_tls_failures_total reason=tls)," \
+		"no_cert $n0 -> $(b_metric outrider_tls_failures_total reason=no_cert)"
+	[ "$(b_metric outrider_tls_failures_total reason=no_cert)" -eq "$n0" ]
+	[ "$(b_metric outrider_tls_failures_total reason=tls)" -eq $((f0 + 1)) ]
+}
+
+@test "mtls: plaintext HTTP to :15008 gets nothing from the app, counted as tls" {
+	local f0 n0 c0
+	f0=$(b_metric outrider_tls_failures_total reason=tls)
+	n0=$(b_metric outrider_tls_failures_total reason=no_cert)
+	c0=$(upstream_count be 8080)
+	run pod_exec outsider curl -sS --max-time 5 "http://$BE:15008/"
+	echo "curl: $status $output"
+	[ "$status" -ne 0 ]
+	! grep -q 'backend=' <<<"$output"
+	[ "$(upstream_count be 8080)" -eq "$c0" ]
+	wait_until 2000 b_metric_above "$f0" outrider_tls_failures_total reason=tls || true
+	echo "node-b failures: tls $f0 -> $(b_metric outrider_tls_failures_total reason=tls)," \
+		"no_cert $n0 -> $(b_metric outrider_tls_failures_total reason=no_cert)"
+	[ "$(b_metric outrider_tls_failures_total reason=no_cert)" -eq "$n0" ]
+	[ "$(b_metric outrider_tls_failures_total reason=tls)" -eq $((f0 + 1)) ]
 }
 
 @test "mtls: a valid client SVID and CONNECT <pod ip>:8080 -> 200, and the app answers" {
@@ -449,20 +500,81 @@ probe_refused()
 	! grep -q 'backend=' <<<"$output"
 }
 
+# ---- the destination's identity, as the source agent checks it --------------------
+
+# imposter_start CERT: openssl s_server on imposter's :15008 presenting CERT,
+# requiring a client certificate from the cluster CA, printing what it
+# receives (stdin a FIFO held open: no EOF, no extra process). Sets
+# IMPOSTER_PID; a child of the test, so imposter_stop reaps it.
+imposter_start()
+{
+	local cert=$1 fifo="$OR_STATE/imposter.fifo"
+	[ -p "$fifo" ] || mkfifo "$fifo"
+	pod_spawn imposter "$OR_STATE/logs/imposter" bash -c 'exec openssl s_server "$@" 0<>"$0"' \
+		"$fifo" -accept 15008 -tls1_3 -quiet -cert "$cert.crt" -key "$cert.key" \
+		-CAfile "$(ca_dir)/ca.crt" -Verify 1 >"$OR_STATE/imposter.pid"
+	IMPOSTER_PID=$(<"$OR_STATE/imposter.pid")
+	wait_until 5000 pod_listening imposter 15008 || { cat "$OR_STATE/logs/imposter" >&2; return 1; }
+}
+
+imposter_stop()
+{
+	kill "$IMPOSTER_PID" 2>/dev/null || true
+	wait "$IMPOSTER_PID" 2>/dev/null || true
+	wait_until 5000 eval '! pod_listening imposter 15008'
+}
+
+@test "mtls: the source agent requires the destination's own SVID: another workload's gets no CONNECT" {
+	imposter_start "$PKI/someone-else"
+	run pod_exec client curl -sS --max-time 5 -o /dev/null -w '%{http_code}' "http://$VIP_IMPOSTER/"
+	echo "curl: $status $output"
+	sleep 0.2
+	imposter_stop
+	echo "--- s_server:"; cat "$OR_STATE/logs/imposter"
+	# The proxy answers for the endpoint it could not reach safely.
+	[ "$output" = 503 ]
+	! grep -q CONNECT "$OR_STATE/logs/imposter"
+	grep -q 'tunnel failed.*dest=10.244.1.27:8080' "$OR_AGENT_LOG"
+}
+
+@test "mtls: the source agent requires the destination's SVID from the cluster CA" {
+	imposter_start "$PKI/other-ca-imposter"
+	run pod_exec client curl -sS --max-time 5 -o /dev/null -w '%{http_code}' "http://$VIP_IMPOSTER/"
+	echo "curl: $status $output"
+	sleep 0.2
+	imposter_stop
+	echo "--- s_server:"; cat "$OR_STATE/logs/imposter"
+	# The proxy answers for the endpoint it could not reach safely.
+	[ "$output" = 503 ]
+	! grep -q CONNECT "$OR_STATE/logs/imposter"
+}
+
+@test "mtls: with the destination's own SVID, the CONNECT arrives (the control for the two above)" {
+	imposter_start "$PKI/imposter"
+	# s_server never answers the CONNECT: the client waits, then gives up.
+	run pod_exec client curl -sS --max-time 3 -o /dev/null "http://$VIP_IMPOSTER/"
+	echo "curl: $status $output"
+	imposter_stop
+	echo "--- s_server:"; cat "$OR_STATE/logs/imposter"
+	grep -q "^CONNECT $IMPOSTER:8080 HTTP/1.1" "$OR_STATE/logs/imposter"
+}
+
 # ---- authorization -------------------------------------------------------------
 
-@test "mtls: a deny rule (namespace default, port 8080): the client's request fails, the app sees nothing, counted" {
+@test "mtls: a deny rule (namespace default, port 8080): the HTTP client gets 403, the app sees nothing, counted once" {
 	local d0 d1
 	upstream_reset guarded 8080
 	d0=$(b_metric outrider_tunnels_total result=denied)
 	run pod_exec client curl -sS --max-time 10 -o "$OR_STATE/denied.body" -w '%{http_code}' "http://$VIP_GUARDED/"
 	echo "curl: $status, code $output, body: $(cat "$OR_STATE/denied.body" 2>/dev/null)"
-	[ "$output" != 200 ]
-	! grep -q 'backend=' "$OR_STATE/denied.body" 2>/dev/null
+	[ "$status" -eq 0 ]
+	[ "$output" = 403 ]
+	! grep -q 'backend=' "$OR_STATE/denied.body"
 	[ "$(upstream_count guarded 8080)" -eq 0 ]
 	d1=$(b_metric outrider_tunnels_total result=denied)
 	echo "node-b denied $d0 -> $d1"
-	[ "$d1" -gt "$d0" ]
+	# A denial is final: not retried.
+	[ "$d1" -eq $((d0 + 1)) ]
 	grep -q 'tunnel denied' "$(on_node node-b sh -c 'echo $OR_AGENT_LOG')"
 }
 
@@ -479,16 +591,19 @@ probe_refused()
 	d0=$(b_metric outrider_tunnels_total result=denied)
 	run pod_exec client curl -sS --max-time 10 -w '\n%{http_code}' "http://$VIP_ALLOWLIST/"
 	echo "client over http: $output"
-	[ "$(tail -n1 <<<"$output")" != 200 ]
+	[ "$(tail -n1 <<<"$output")" = 403 ]
 	! grep -q 'backend=' <<<"$output"
+	# Over TCP: the connection is reset, nothing comes back.
 	run pod_exec client orclient $VIP_ALLOWLIST 9000 --send 1000 --timeout-ms 3000
 	echo "client over tcp: $output"
 	[ "$status" -ne 0 ]
+	run jq -rs 'map(select(has("match")))[0].received // 0' <<<"$output"
+	[ "$output" = 0 ]
 	[ "$(upstream_count allowlist 8080)" -eq 0 ]
 	[ "$(upstream_count allowlist 9000)" -eq 0 ]
 	d1=$(b_metric outrider_tunnels_total result=denied)
 	echo "node-b denied $d0 -> $d1"
-	[ "$d1" -ge $((d0 + 2)) ]
+	[ "$d1" -eq $((d0 + 2)) ]
 
 	run tls_probe outsider $ALLOWLIST "$PKI/tester" "CONNECT $ALLOWLIST:8080 HTTP/1.1\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"
 	echo "tester: $output"
@@ -561,6 +676,24 @@ probe_refused()
 
 # ---- outriderctl ---------------------------------------------------------------
 
+@test "outriderctl inbound: each pod's app ports with their mode" {
+	run on_node node-b ctl --json inbound
+	echo "$output"
+	[ "$status" -eq 0 ]
+	local want
+	for want in "$LOCKED 8080 strict" "$VAULT 8080 strict" "$BE 8080 permissive" \
+		"$BE 9000 permissive" "$GUARDED 8080 permissive" "$ALLOWLIST 9000 permissive"; do
+		set -- $want
+		jq -e --arg ip "$1" --argjson port "$2" --arg mode "$3" \
+			'any(.[]; .ip == $ip and .port == $port and .mode == $mode)' <<<"$output"
+	done
+	# No service targets the control port; node-a's client backs no service.
+	jq -e --argjson p "$UPSTREAM_CONTROL_PORT" 'all(.[]; .port != $p)' <<<"$output"
+	run on_node node-a ctl --json inbound
+	echo "node-a: $output"
+	[ "$(jq length <<<"$output")" -eq 0 ]
+}
+
 @test "outriderctl certs: every enrolled pod with its SPIFFE ID and SVID expiry" {
 	local now
 	now=$(date +%s)
@@ -570,11 +703,14 @@ probe_refused()
 	jq -e --arg id "spiffe://$TD/ns/default/sa/be" \
 		'any(.[]; (.name == "be" or .name == "default/be") and .spiffe_id == $id)' <<<"$output"
 	jq -e --arg id "spiffe://$TD/ns/vault/sa/vault" 'any(.[]; .spiffe_id == $id)' <<<"$output"
-	# An expiry in the future, at most the default TTL (24 h) away, in any of
-	# the usual shapes (seconds since the epoch, or seconds left).
+	# Every pod of node-b, with an expiry in the future, at most the default
+	# TTL (24 h) away, renewed at about half life.
+	[ "$(jq length <<<"$output")" -eq 6 ]
 	jq -e --argjson now "$now" 'all(.[];
-		((.not_after // .expires // 0) > $now and (.not_after // .expires) <= $now + 86400 + 60)
-		or ((.expires_in_s // .remaining_s // -1) > 0))' <<<"$output"
+		.not_after > $now and .not_after <= $now + 86400 + 60
+		and .expires_in_s > 0 and .expires_in_s <= 86400 + 60
+		and .not_before <= $now
+		and .renew_at > $now and .renew_at < .not_after)' <<<"$output"
 	run on_node node-b ctl certs
 	echo "$output"
 	[ "$status" -eq 0 ]
@@ -582,19 +718,125 @@ probe_refused()
 	! grep -q "sa/client" <<<"$output"
 }
 
+# tls_agrees NODE: `outriderctl tls` (written every second) says what /metrics says.
+tls_agrees()
+{
+	local j r
+	j=$(on_node "$1" ctl --json tls) || return 1
+	for r in no_cert chain trust_domain is_ca uri_count not_spiffe; do
+		[ "$(jq -r --arg r $r '.failures[$r]' <<<"$j")" = \
+			"$(on_node "$1" metric outrider_tls_failures_total reason=$r)" ] || return 1
+	done
+	[ "$(jq -r .denied <<<"$j")" = "$(on_node "$1" metric outrider_tunnels_total result=denied)" ] &&
+		[ "$(jq -r .bad_request <<<"$j")" = "$(on_node "$1" metric outrider_tunnels_total result=bad_request)" ] &&
+		[ "$(jq -r .handshakes_resumed <<<"$j")" = "$(on_node "$1" metric outrider_tls_handshakes_total kind=resumed)" ] &&
+		[ "$(jq -r .handshakes_full <<<"$j")" = "$(on_node "$1" metric outrider_tls_handshakes_total kind=full)" ]
+}
+
 @test "outriderctl tls: handshakes, failures by reason, denials" {
 	run on_node node-b ctl --json tls
 	echo "$output"
 	[ "$status" -eq 0 ]
 	# The tests above caused at least one of each.
-	jq -e '[.. | objects | to_entries[] | select(.key == "no_cert" or .key == "chain" or .key == "trust_domain") | .value] | length == 3 and all(. >= 1)' <<<"$output"
-	jq -e '[.. | objects | to_entries[] | select(.key == "denied") | .value] | any(. >= 1)' <<<"$output"
-	jq -e '[.. | objects | to_entries[] | select(.key == "full" or .key == "handshakes") | .value] | any(. >= 1)' <<<"$output"
+	jq -e '.failures.no_cert >= 1 and .failures.chain >= 1 and .failures.trust_domain >= 1
+		and .failures.is_ca >= 1 and .failures.uri_count >= 2 and .failures.not_spiffe >= 1' <<<"$output"
+	jq -e '.denied >= 4 and .bad_request >= 4 and .tunnels_in >= 1 and .handshakes_full >= 1
+		and .handshakes_resumed >= 1' <<<"$output"
+	run on_node node-a ctl --json tls
+	echo "node-a: $output"
+	jq -e '.tunnels_out >= 1 and .tunnels_out_failed >= 1' <<<"$output"
+	# The same numbers as /metrics, once the agent wrote them (every second).
+	if ! wait_until 3000 tls_agrees node-b; then
+		echo "--- /metrics of node-b:"
+		on_node node-b admin_get /metrics | grep -E '^outrider_(tls|tunnels)'
+		on_node node-b ctl --json tls
+		return 1
+	fi
 	run on_node node-b ctl tls
 	echo "$output"
 	[ "$status" -eq 0 ]
 	grep -q no_cert <<<"$output"
 	grep -q trust_domain <<<"$output"
+}
+
+# ---- config reload, agent restart ---------------------------------------------
+
+# http_code_is POD URL CODE: curl from POD gets CODE.
+http_code_is()
+{
+	[ "$(pod_exec "$1" curl -s --max-time 5 -o /dev/null -w '%{http_code}' "$2")" = "$3" ]
+}
+
+# refused_plaintext POD URL: curl from POD is refused (exit 7).
+refused_plaintext()
+{
+	local rc=0
+	pod_exec "$1" curl -sS --max-time 5 -o /dev/null "$2" || rc=$?
+	[ "$rc" -eq 7 ]
+}
+
+# reload_node_b GUARDED_ACTION LOCKED_MODE: node-b's config with those, and SIGHUP.
+reload_node_b()
+{
+	mtls_services "$1" "$2"
+	on_node node-b cluster_config && on_node node-b agent_reload
+}
+
+@test "mtls: authorization follows a reload of the destination's config, pooled tunnels included" {
+	# guarded: deny -> allow.
+	reload_node_b allow strict
+	wait_until 5000 http_code_is client "http://$VIP_GUARDED/" 200
+	run pod_exec client curl -sS --max-time 5 "http://$VIP_GUARDED/"
+	echo "$output"
+	[[ "$output" == "backend=guarded "* ]]
+	# And back: the client's next requests are denied again, although the
+	# HTTP proxy pools its tunnel to guarded (a rule added by a reload holds
+	# for connections already open, as Istio's ztunnel does).
+	reload_node_b deny strict
+	if ! wait_until 5000 http_code_is client "http://$VIP_GUARDED/" 403; then
+		run pod_exec client curl -sS --max-time 5 -w '\n%{http_code}' "http://$VIP_GUARDED/"
+		echo "5 s after the deny was reloaded, the client still gets: $output"
+		return 1
+	fi
+	on_node node-b agent_running
+}
+
+@test "mtls: strict mode follows a reload of the destination's config" {
+	# locked: strict -> permissive: plaintext answered.
+	reload_node_b deny permissive
+	wait_until 5000 http_code_is outsider "http://$LOCKED:8080/" 200
+	# And back to strict: refused again; the mesh still gets through.
+	reload_node_b deny strict
+	wait_until 5000 refused_plaintext outsider "http://$LOCKED:8080/"
+	run pod_exec client curl -sS --max-time 5 "http://$VIP_LOCKED/"
+	echo "$output"
+	[[ "$output" == "backend=locked "* ]]
+	on_node node-b agent_running
+}
+
+@test "mtls: node-b's agent restarts: the client's requests succeed again (stale sessions are no obstacle)" {
+	# Sessions with node-b's listeners exist (earlier tests); the restarted
+	# agent cannot resume them and must fall back to a full handshake.
+	run pod_exec client curl -sS --max-time 5 "http://$VIP_WEB/"
+	[ "$status" -eq 0 ]
+	on_node node-b agent_stop
+	[ "$OR_AGENT_STATUS" -eq 0 ] || [ "$OR_AGENT_STATUS" -eq 127 ]
+	on_node node-b agent_start "$(on_node node-b sh -c 'echo $OR_CONFIG')"
+	on_node node-b agent_wait_ready 5000 be
+	wait_until 5000 pod_listening be 15008
+	local i
+	for i in 1 2 3; do
+		run pod_exec client curl -sS --max-time 5 "http://$VIP_WEB/"
+		echo "$output"
+		[ "$status" -eq 0 ]
+		[[ "$output" == "backend=be "* ]]
+		run pod_exec client orclient $VIP_ECHO 9000 --send 64K
+		echo "$output"
+		[ "$status" -eq 0 ]
+	done
+	# Same CA (state_dir), so the same trust: the new SVID still chains to it.
+	tls_peer_cert outsider $BE "$PKI/tester" | openssl x509 -noout -ext subjectAltName |
+		grep -q "URI:spiffe://$TD/ns/default/sa/be\$"
 }
 
 @test "mtls: after all of the above both agents still serve" {

@@ -94,14 +94,15 @@ failures()
 }
 
 @test "renewal: a long-lived stream and a new connection every 200 ms cross two renewals with zero failures" {
-	local fa0 fb0 fa1 fb1 e0 e1 drip loop t_end ip s n_be n_client
+	local fa0 fb0 fa1 fb1 e0 e1 drip loop drip_status loop_status t_end ip s n_be n_client
 	fa0=$(failures node-a)
 	fb0=$(failures node-b)
 	e0=$(on_node node-b metric outrider_tunnels_total result=established)
 
 	# The stream: one TCP connection through the echo service for the whole
 	# run, a line every 0.5 s, each echoed back intact within 5 s.
-	drip=$(pod_spawn client "$OR_STATE/logs/drip" bash -c '
+	# Both run as children of this shell (not in $(...)), so that it reaps them.
+	pod_spawn client "$OR_STATE/logs/drip" bash -c '
 		n=$(('"$RUN_S"' * 2))
 		exec 3<>/dev/tcp/'"$VIP_ECHO"'/9000 || { echo "drip: cannot connect"; exit 1; }
 		for ((i = 1; i <= n; i++)); do
@@ -110,9 +111,10 @@ failures()
 			case "$line" in "drip $i "*) ;; *) echo "drip: line $i came back as \"$line\""; exit 1 ;; esac
 			sleep 0.5
 		done
-		echo "drip ok $n"')
+		echo "drip ok $n"' >"$OR_STATE/drip.pid"
+	drip=$(<"$OR_STATE/drip.pid")
 	# The new connections: an HTTP request and a TCP connection every ~200 ms.
-	loop=$(pod_spawn client "$OR_STATE/logs/loop" bash -c '
+	pod_spawn client "$OR_STATE/logs/loop" bash -c '
 		ok=0 fail=0 end=$((SECONDS + '"$RUN_S"'))
 		while [ "$SECONDS" -lt "$end" ]; do
 			if out=$(curl -sS --max-time 5 http://'"$VIP_WEB"'/ 2>&1) && [[ "$out" == "backend=be "* ]]; then
@@ -127,7 +129,8 @@ failures()
 			fi
 			sleep 0.2
 		done
-		echo "loop ok=$ok fail=$fail"')
+		echo "loop ok=$ok fail=$fail"; [ "$fail" -eq 0 ]' >"$OR_STATE/loop.pid"
+	loop=$(<"$OR_STATE/loop.pid")
 
 	# Meanwhile: the SVIDs both listeners present, every ~4 s.
 	: >"$OR_STATE/svids"
@@ -138,12 +141,17 @@ failures()
 		done
 		sleep 4
 	done
-	wait_until 20000 grep -q '^drip ok\|^drip:' "$OR_STATE/logs/drip" || true
-	wait_until 20000 grep -q '^loop ok=' "$OR_STATE/logs/loop" || true
+	# Both end on their own (a stalled drip within 5 s of its last line).
+	drip_status=0 loop_status=0
+	wait_until $(((RUN_S + 20) * 1000)) eval '! _or_alive $drip && ! _or_alive $loop' || true
+	wait "$drip" || drip_status=$?
+	wait "$loop" || loop_status=$?
 
-	echo "--- drip"; cat "$OR_STATE/logs/drip"
-	echo "--- loop"; tail -n 20 "$OR_STATE/logs/loop"
+	echo "--- drip (exit $drip_status)"; cat "$OR_STATE/logs/drip"
+	echo "--- loop (exit $loop_status)"; tail -n 20 "$OR_STATE/logs/loop"
 	echo "--- SVIDs seen (ip serial not_after)"; sort -u -k1,2 "$OR_STATE/svids" | sort -k3n
+	[ "$drip_status" -eq 0 ]
+	[ "$loop_status" -eq 0 ]
 	grep -q "^drip ok $((RUN_S * 2))\$" "$OR_STATE/logs/drip"
 	grep -q '^loop ok=[0-9]* fail=0$' "$OR_STATE/logs/loop"
 	# ~2 connections per ~0.25 s for RUN_S seconds: at least 3 a second.

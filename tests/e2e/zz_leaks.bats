@@ -35,7 +35,7 @@ setup_file()
 }
 
 @test "no test pin directory is left" {
-	run bash -c "ls /sys/fs/bpf 2>/dev/null | grep -E '^outrider-test-${OR_LEAK_RE}\$' || true"
+	run bash -c "ls /sys/fs/bpf 2>/dev/null | grep -E '^outrider-test-${OR_LEAK_RE}(-[a-z0-9-]+)?\$' || true"
 	echo "$output"
 	[ -z "$output" ]
 }

@@ -12,7 +12,7 @@
 # Everything a run makes carries its id (OR_ID, six hex digits):
 #   netns      ort<ID>-<pod>, ort<ID>-node (the bridge)
 #   cgroups    $CG2/outrider-test-<ID>/<pod>
-#   pins       /sys/fs/bpf/outrider-test-<ID>
+#   pins       /sys/fs/bpf/outrider-test-<ID> (other nodes: ...-<ID>-<suffix>)
 #   state      ${TMPDIR:-/tmp}/outrider-test-<ID>/ (config, logs, pid list)
 # cluster_cleanup removes all of it and ends only the processes this file
 # started, by PID. It is safe to call twice and after a partial setup.
@@ -45,11 +45,18 @@
 #                                 cluster_config, agent_start/stop/running/
 #                                 reload, agent_wait_ready, ctl, admin_get and
 #                                 metric act on NODE (the first node: as is)
+#   nodes_up NODE...              for each: config, agent, wait for its pods
+#                                 (:15001, :15008) and /healthz/ready
 #   netns_spawn NETNS LOG CMD...  CMD in a netns (no cgroup), PID recorded
 #   capture_start WHERE FILE FILTER...  tcpdump into FILE on the bridge
-#                                 (WHERE=node) or on a pod's eth0 (WHERE=POD);
-#                                 prints its PID once it captures
-#   capture_stop PID              ends it; its packets are in FILE after
+#                                 (WHERE=node) or on a pod's eth0 (WHERE=POD),
+#                                 a child of the caller: CAPTURE_PID, once it
+#                                 captures (call it directly, not in $(...))
+#   capture_stop [PID]            ends it (default $CAPTURE_PID); its packets
+#                                 are in FILE after
+#   ca_dir, ca_mint, cert_mint, tls_probe, tls_peer_cert   mTLS helpers:
+#                                 the shared CA, certificates minted with
+#                                 openssl, openssl s_client to a pod's :15008
 #
 # Resilience helpers (issue 3):
 #   admin_get PATH / ready_get PATH   GET from the agent's admin / ready address
@@ -722,41 +729,50 @@ netns_spawn()
 	echo "$pid"
 }
 
-# capture_start WHERE FILE [FILTER...]: tcpdump writing FILE (pcap, every
-# packet flushed at once), on br0 in the node netns (WHERE=node) or on eth0
-# in a pod's netns (WHERE=POD). Prints its PID once it captures.
+# capture_start WHERE FILE [FILTER...]: tcpdump writing FILE (pcap, each
+# packet as it comes), on br0 in the node netns (WHERE=node) or on eth0 in a
+# pod's netns (WHERE=POD). Sets CAPTURE_PID once it captures. Call it
+# directly, not in $(...): tcpdump stays a child of the caller, who reaps it
+# (an orphan would be left to PID 1, which may reap late).
 capture_start()
 {
-	local where=$1 file=$2 ns dev pid log
+	local where=$1 file=$2 ns dev log
 	shift 2
+	CAPTURE_PID=
 	if [ "$where" = node ]; then
 		ns=$OR_NODE_NS dev=br0
 	else
 		ns=$(pod_netns "$where") dev=eth0
 	fi
 	log="$file.log"
-	# -Z root: tcpdump would otherwise drop to its own user, who cannot
-	# write in the state dir.
-	pid=$(netns_spawn "$ns" "$log" tcpdump -i "$dev" -nn -U --immediate-mode -s 0 -Z root -w "$file" "$@")
+	# --immediate-mode: otherwise packets wait in the kernel's ring for up to
+	# a second and may miss the file when the capture ends. -Z root: tcpdump
+	# would drop to its own user, who cannot write in the state dir.
+	netns_spawn "$ns" "$log" tcpdump -i "$dev" -nn -U --immediate-mode -s 0 -Z root \
+		-w "$file" "$@" >"$file.pid"
+	CAPTURE_PID=$(<"$file.pid")
 	if ! wait_until 5000 grep -q 'listening on' "$log"; then
 		echo "capture_start: tcpdump did not start:" >&2
 		cat "$log" >&2
-		kill "$pid" 2>/dev/null
+		capture_stop "$CAPTURE_PID"
+		CAPTURE_PID=
 		return 1
 	fi
-	echo "$pid"
 }
 
-# capture_stop PID: ends the capture (SIGTERM; tcpdump writes out what it has).
+# capture_stop [PID]: ends the capture (SIGTERM: tcpdump writes out what it
+# has), default $CAPTURE_PID, and reaps it.
 capture_stop()
 {
-	local pid=$1 i
-	kill -TERM "$pid" 2>/dev/null || return 0
+	local pid=${1:-${CAPTURE_PID:-}} i
+	[ -n "$pid" ] || return 0
+	kill -TERM "$pid" 2>/dev/null
 	for ((i = 0; i < 100; i++)); do
 		_or_alive "$pid" || break
 		sleep 0.05
 	done
 	wait "$pid" 2>/dev/null || true
+	[ "$pid" != "${CAPTURE_PID:-}" ] || CAPTURE_PID=
 }
 
 # nodes_up NODE...: for each node in turn, its config (cluster_config under
