@@ -963,23 +963,3 @@ enum or_svid_err or_svid_verify(X509_STORE *bundle, X509 *leaf, STACK_OF(X509) *
 	}
 	return OR_SVID_OK;
 }
-
-const char *or_svid_err_name(enum or_svid_err e)
-{
-	static const char *const names[OR_SVID_ERR_MAX] = {
-		[OR_SVID_OK] = "ok",
-		[OR_SVID_NO_CERT] = "no_cert",
-		[OR_SVID_CHAIN] = "chain",
-		[OR_SVID_URI_COUNT] = "uri_count",
-		[OR_SVID_NOT_SPIFFE] = "not_spiffe",
-		[OR_SVID_TRUST_DOMAIN] = "trust_domain",
-		[OR_SVID_IS_CA] = "is_ca",
-		[OR_SVID_EXPIRED] = "expired",
-		[OR_SVID_NOT_YET_VALID] = "not_yet_valid",
-		[OR_SVID_KEY_USAGE] = "key_usage",
-	};
-
-	if ((unsigned int)e >= OR_SVID_ERR_MAX || !names[e])
-		return "unknown";
-	return names[e];
-}

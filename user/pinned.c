@@ -53,23 +53,9 @@ _Static_assert(ARRAY_SIZE(reason_names) == OR_REASON_MAX, "a reason in or_abi.h 
 
 /*
  * or_tls_counters.failures[]: slot 0 is every TLS error that is not an SVID
- * refusal, slot i >= 1 counts enum or_svid_err i (identity.h), so the
- * indices come from that enum and a value appended there needs a name here.
+ * refusal, slot i >= 1 counts enum or_svid_err i, named by or_svid_err_name()
+ * (identity.h), the one table of those names.
  */
-static const char *const tls_reason_names[] = {
-	[0] = "tls",
-	[OR_SVID_NO_CERT] = "no_cert",
-	[OR_SVID_CHAIN] = "chain",
-	[OR_SVID_URI_COUNT] = "uri_count",
-	[OR_SVID_NOT_SPIFFE] = "not_spiffe",
-	[OR_SVID_TRUST_DOMAIN] = "trust_domain",
-	[OR_SVID_IS_CA] = "is_ca",
-	[OR_SVID_EXPIRED] = "expired",
-	[OR_SVID_NOT_YET_VALID] = "not_yet_valid",
-	[OR_SVID_KEY_USAGE] = "key_usage",
-};
-_Static_assert(ARRAY_SIZE(tls_reason_names) == OR_SVID_ERR_MAX,
-	       "an or_svid_err in identity.h has no name here");
 _Static_assert(OR_SVID_ERR_MAX <= OR_TLS_REASONS,
 	       "or_tls_counters.failures has no slot for every or_svid_err");
 
@@ -251,7 +237,9 @@ const char *or_reason_name(unsigned int reason)
 
 const char *or_tls_reason_name(unsigned int i)
 {
-	return i < ARRAY_SIZE(tls_reason_names) ? tls_reason_names[i] : NULL;
+	if (i == 0)
+		return "tls";
+	return i < OR_SVID_ERR_MAX ? or_svid_err_name(i) : NULL;
 }
 
 const char *or_inbound_mode_name(__u8 mode)
