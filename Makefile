@@ -91,9 +91,12 @@ $(BUILD)/unit/test_http: tests/unit/test_http.c $(BUILD)/obj/http.o
 $(BUILD)/unit/test_identity: tests/unit/test_identity.c $(BUILD)/obj/identity.o $(BUILD)/obj/log.o $(BUILD)/obj/addr.o
 $(BUILD)/unit/test_tunnel: tests/unit/test_tunnel.c $(BUILD)/obj/tunnel_proto.o $(BUILD)/obj/addr.o
 $(BUILD)/unit/test_authz: tests/unit/test_authz.c $(BUILD)/obj/authz.o
+$(BUILD)/unit/test_cgroup_find: tests/unit/test_cgroup_find.c $(BUILD)/obj/cgroup_find.o
+$(BUILD)/unit/test_k8s_objects: tests/unit/test_k8s_objects.c $(BUILD)/obj/k8s_objects.o \
+	$(BUILD)/obj/config.o $(BUILD)/obj/authz.o $(BUILD)/obj/log.o $(BUILD)/obj/addr.o
 $(BUILD)/unit/%:
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) $^ -o $@ -lcriterion $(LDLIBS)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) $^ -o $@ -lcriterion $(LDLIBS) -ljson-c
 
 # libFuzzer targets (clang), one per tests/fuzz/fuzz_*.c
 FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
@@ -101,6 +104,8 @@ FUZZ_BINS := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRCS))
 FUZZ_SECONDS ?= 15
 $(BUILD)/fuzz/fuzz_config: tests/fuzz/fuzz_config.c user/config.c user/authz.c user/log.c user/addr.c
 $(BUILD)/fuzz/fuzz_tunnel: tests/fuzz/fuzz_tunnel.c user/tunnel_proto.c user/addr.c
+$(BUILD)/fuzz/fuzz_k8s: tests/fuzz/fuzz_k8s.c user/k8s_objects.c user/addr.c user/config.c \
+	user/authz.c user/log.c
 $(BUILD)/fuzz/fuzz_http: tests/fuzz/fuzz_http.c user/http.c
 # fuzz_admin.c includes admin.c itself, to reach its static request handling.
 $(BUILD)/fuzz/fuzz_admin: tests/fuzz/fuzz_admin.c user/admin.c user/metrics.c user/pinned.c \
@@ -113,7 +118,7 @@ $(BUILD)/fuzz/%:
 	@mkdir -p $(dir $@)
 	$(CLANG) -g -O1 -fsanitize=fuzzer,address,undefined \
 		-fno-sanitize-recover=undefined -D_GNU_SOURCE -std=gnu11 \
-		$(CPPFLAGS) $^ -o $@ -lyaml -lhttp_parser -lbpf -lelf -lz -lssl -lcrypto
+		$(CPPFLAGS) $^ -o $@ -lyaml -lhttp_parser -lbpf -lelf -lz -lssl -lcrypto -ljson-c
 
 deps:
 	./tests/deps.sh

@@ -10,7 +10,7 @@ PACKAGES=(
 	clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev libssl-dev libyaml-dev
 	libjson-c-dev libcriterion-dev libhttp-parser-dev bats jq curl socat wrk iproute2 iperf3
 	gnuplot-nox
-	make gcc libc6-dev pkg-config
+	make gcc libc6-dev pkg-config python3 python3-yaml
 	openssl tcpdump # the mTLS tests: s_client, minting test SVIDs, captures
 )
 
