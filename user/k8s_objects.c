@@ -54,7 +54,8 @@ static const struct kind_info kinds[] = {
 	[OR_K8S_POD] = { "Pod", "PodList", "v1", true },
 	[OR_K8S_NAMESPACE] = { "Namespace", "NamespaceList", "v1", false },
 	[OR_K8S_SERVICE] = { "Service", "ServiceList", "v1", true },
-	[OR_K8S_ENDPOINTSLICE] = { "EndpointSlice", "EndpointSliceList", "discovery.k8s.io/v1", true },
+	[OR_K8S_ENDPOINTSLICE] = { "EndpointSlice", "EndpointSliceList", "discovery.k8s.io/v1",
+				   true },
 };
 
 static bool kind_valid(enum or_k8s_kind kind)
@@ -96,6 +97,16 @@ static int parse(struct dec *d, const char *buf, size_t len, struct json_object 
 	json_tokener_set_flags(tok, flags);
 	root = json_tokener_parse_ex(tok, len ? buf : "", (int)len);
 	jerr = json_tokener_get_error(tok);
+	if (!root && jerr == json_tokener_continue) {
+		/* A NUL ends a value that only the next byte could end ("null", "42"). */
+		root = json_tokener_parse_ex(tok, "", 1);
+		jerr = json_tokener_get_error(tok);
+		if (!root && jerr != json_tokener_success) {
+			ret = fail(d, -EINVAL, "truncated JSON");
+			goto out_tok;
+		}
+		len = 0; /* what follows was the NUL we fed */
+	}
 	if (!root) {
 		if (jerr == json_tokener_continue)
 			ret = fail(d, -EINVAL, "truncated JSON");
@@ -994,8 +1005,11 @@ static const struct or_k8s_meta *obj_meta(const struct or_k8s_object *o)
 /* ---- watch events ---------------------------------------------------- */
 
 static const char *const event_types[] = {
-	[OR_K8S_ADDED] = "ADDED",	[OR_K8S_MODIFIED] = "MODIFIED", [OR_K8S_DELETED] = "DELETED",
-	[OR_K8S_BOOKMARK] = "BOOKMARK", [OR_K8S_ERROR] = "ERROR",
+	[OR_K8S_ADDED] = "ADDED",
+	[OR_K8S_MODIFIED] = "MODIFIED",
+	[OR_K8S_DELETED] = "DELETED",
+	[OR_K8S_BOOKMARK] = "BOOKMARK",
+	[OR_K8S_ERROR] = "ERROR",
 };
 
 /* A v1 Status: {"kind":"Status","code":410,"message":"too old resource version: ..."}. */

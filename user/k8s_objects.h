@@ -48,7 +48,7 @@ struct or_k8s_service_port {
 	uint16_t port;
 	uint16_t target_port;   /* a number; 0 when targetPort is a name (resolved by the slice) */
 	char *target_port_name; /* targetPort as a name, or NULL */
-	enum or_protocol protocol; /* TCP -> tcp; appProtocol http/kubernetes.io/h2c -> http */
+	enum or_protocol protocol; /* appProtocol "http" -> http; anything else (h2c too) -> tcp */
 	bool tcp;               /* protocol is TCP (UDP/SCTP ports are skipped by callers) */
 };
 
@@ -102,7 +102,8 @@ struct or_k8s_object {
 /*
  * Decodes one object of `kind` from JSON text (buf, len; not necessarily
  * NUL-terminated). Returns 0 with *out filled (free with
- * or_k8s_object_free), or -EINVAL with a reason in err.
+ * or_k8s_object_free), or -EINVAL (-ENOMEM) with a reason in err; on
+ * failure *out holds nothing to free.
  */
 int or_k8s_decode(enum or_k8s_kind kind, const char *buf, size_t len, struct or_k8s_object *out,
 		  char *err, size_t errlen);
