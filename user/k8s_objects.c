@@ -570,6 +570,49 @@ static int cluster_ip(struct dec *d, const char *path, const char *s, struct or_
 	return parse_ip(d, path, s, ip);
 }
 
+/* Decodes one element of an array into *elem (see decode_array). */
+typedef int (*decode_elem_fn)(struct dec *d, const struct json_object *e, size_t i, void *elem,
+			      void *arg);
+
+/*
+ * The array `key` of obj, every element an object, at most `max` of them,
+ * each decoded by `each` into a calloc'd array of elem_size bytes at *out.
+ * *count counts the elements handed to `each`, so that on a failure the
+ * caller frees exactly what was filled. Absent or null: nothing, 0.
+ */
+static int decode_array(struct dec *d, const struct json_object *obj, const char *path,
+			const char *key, size_t max, const char *what, size_t elem_size,
+			void **out, size_t *count, decode_elem_fn each, void *arg)
+{
+	struct json_object *arr = NULL;
+	size_t n;
+	int ret;
+
+	ret = field(d, obj, path, key, json_type_array, &arr);
+	if (ret)
+		return ret;
+	n = arr ? json_object_array_length(arr) : 0;
+	if (n > max)
+		return fail(d, -EINVAL, "%s%s: %zu %s, at most %zu", path, key, n, what, max);
+	if (!n)
+		return 0;
+	*out = calloc(n, elem_size);
+	if (!*out)
+		return fail(d, -ENOMEM, "out of memory");
+	for (size_t i = 0; i < n; i++) {
+		struct json_object *e = json_object_array_get_idx(arr, i);
+
+		if (!json_object_is_type(e, json_type_object))
+			return fail(d, -EINVAL, "%s%s[%zu]: expected object, got %s", path, key, i,
+				    type_name(e));
+		(*count)++;
+		ret = each(d, e, i, (char *)*out + i * elem_size, arg);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
 static int decode_service_port(struct dec *d, const struct json_object *e, size_t i,
 			       struct or_k8s_service_port *sp)
 {
@@ -624,12 +667,17 @@ static int decode_service_port(struct dec *d, const struct json_object *e, size_
 	return 0;
 }
 
+static int each_service_port(struct dec *d, const struct json_object *e, size_t i, void *elem,
+			     void *arg)
+{
+	return decode_service_port(d, e, i, elem);
+}
+
 static int decode_service(struct dec *d, const struct json_object *root, struct or_k8s_service *svc)
 {
-	struct json_object *spec, *ports, *ips;
+	struct json_object *spec, *ips;
 	const char *s;
 	char path[64];
-	size_t n;
 	int ret;
 
 	ret = decode_meta(d, root, true, &svc->meta);
@@ -670,34 +718,11 @@ static int decode_service(struct dec *d, const struct json_object *root, struct 
 			svc->cluster_ip6 = ip;
 	}
 
-	ret = field(d, spec, "spec.", "ports", json_type_array, &ports);
+	ret = decode_array(d, spec, "spec.", "ports", OR_K8S_MAX_PORTS, "ports",
+			   sizeof(*svc->ports), (void **)&svc->ports, &svc->n_ports,
+			   each_service_port, NULL);
 	if (ret)
 		goto err;
-	n = ports ? json_object_array_length(ports) : 0;
-	if (n > OR_K8S_MAX_PORTS) {
-		ret = fail(d, -EINVAL, "spec.ports: %zu ports, at most %d", n, OR_K8S_MAX_PORTS);
-		goto err;
-	}
-	if (n) {
-		svc->ports = calloc(n, sizeof(*svc->ports));
-		if (!svc->ports) {
-			ret = fail(d, -ENOMEM, "out of memory");
-			goto err;
-		}
-	}
-	for (size_t i = 0; i < n; i++) {
-		struct json_object *e = json_object_array_get_idx(ports, i);
-
-		if (!json_object_is_type(e, json_type_object)) {
-			ret = fail(d, -EINVAL, "spec.ports[%zu]: expected object, got %s", i,
-				   type_name(e));
-			goto err;
-		}
-		svc->n_ports++;
-		ret = decode_service_port(d, e, i, &svc->ports[i]);
-		if (ret)
-			goto err;
-	}
 
 	ret = field_labels(d, spec, "spec.", "selector", &svc->selector);
 	if (ret)
@@ -797,6 +822,13 @@ static int decode_endpoint(struct dec *d, const struct json_object *e, size_t i,
 	return ret;
 }
 
+/* arg: the slice's address family, which every endpoint address must have. */
+static int each_endpoint(struct dec *d, const struct json_object *e, size_t i, void *elem,
+			 void *arg)
+{
+	return decode_endpoint(d, e, i, *(int *)arg, elem);
+}
+
 static int decode_slice_port(struct dec *d, const struct json_object *e, size_t i,
 			     struct or_k8s_slice_port *sp)
 {
@@ -818,12 +850,16 @@ static int decode_slice_port(struct dec *d, const struct json_object *e, size_t 
 	return 0;
 }
 
+static int each_slice_port(struct dec *d, const struct json_object *e, size_t i, void *elem,
+			   void *arg)
+{
+	return decode_slice_port(d, e, i, elem);
+}
+
 static int decode_slice(struct dec *d, const struct json_object *root,
 			struct or_k8s_endpointslice *sl)
 {
-	struct json_object *eps, *ports;
 	const char *s;
-	size_t n;
 	int ret;
 
 	ret = decode_meta(d, root, true, &sl->meta);
@@ -848,64 +884,16 @@ static int decode_slice(struct dec *d, const struct json_object *root,
 		goto err;
 	}
 
-	ret = field(d, root, "", "endpoints", json_type_array, &eps);
+	ret = decode_array(d, root, "", "endpoints", OR_K8S_MAX_ENDPOINTS, "endpoints",
+			   sizeof(*sl->endpoints), (void **)&sl->endpoints, &sl->n_endpoints,
+			   each_endpoint, &sl->address_type);
 	if (ret)
 		goto err;
-	n = eps ? json_object_array_length(eps) : 0;
-	if (n > OR_K8S_MAX_ENDPOINTS) {
-		ret = fail(d, -EINVAL, "endpoints: %zu endpoints, at most %d", n,
-			   OR_K8S_MAX_ENDPOINTS);
-		goto err;
-	}
-	if (n) {
-		sl->endpoints = calloc(n, sizeof(*sl->endpoints));
-		if (!sl->endpoints) {
-			ret = fail(d, -ENOMEM, "out of memory");
-			goto err;
-		}
-	}
-	for (size_t i = 0; i < n; i++) {
-		struct json_object *e = json_object_array_get_idx(eps, i);
 
-		if (!json_object_is_type(e, json_type_object)) {
-			ret = fail(d, -EINVAL, "endpoints[%zu]: expected object, got %s", i,
-				   type_name(e));
-			goto err;
-		}
-		sl->n_endpoints++;
-		ret = decode_endpoint(d, e, i, sl->address_type, &sl->endpoints[i]);
-		if (ret)
-			goto err;
-	}
-
-	ret = field(d, root, "", "ports", json_type_array, &ports);
+	ret = decode_array(d, root, "", "ports", OR_K8S_MAX_PORTS, "ports", sizeof(*sl->ports),
+			   (void **)&sl->ports, &sl->n_ports, each_slice_port, NULL);
 	if (ret)
 		goto err;
-	n = ports ? json_object_array_length(ports) : 0;
-	if (n > OR_K8S_MAX_PORTS) {
-		ret = fail(d, -EINVAL, "ports: %zu ports, at most %d", n, OR_K8S_MAX_PORTS);
-		goto err;
-	}
-	if (n) {
-		sl->ports = calloc(n, sizeof(*sl->ports));
-		if (!sl->ports) {
-			ret = fail(d, -ENOMEM, "out of memory");
-			goto err;
-		}
-	}
-	for (size_t i = 0; i < n; i++) {
-		struct json_object *e = json_object_array_get_idx(ports, i);
-
-		if (!json_object_is_type(e, json_type_object)) {
-			ret = fail(d, -EINVAL, "ports[%zu]: expected object, got %s", i,
-				   type_name(e));
-			goto err;
-		}
-		sl->n_ports++;
-		ret = decode_slice_port(d, e, i, &sl->ports[i]);
-		if (ret)
-			goto err;
-	}
 	return 0;
 
 err:
