@@ -613,6 +613,27 @@ static int decode_array(struct dec *d, const struct json_object *obj, const char
 	return 0;
 }
 
+/* name, port and protocol: what a Service port and an EndpointSlice port share. */
+static int decode_port_fields(struct dec *d, const struct json_object *e, const char *path,
+			      char **name, uint16_t *port, bool *tcp)
+{
+	const char *s;
+	int ret;
+
+	ret = field_name(d, e, path, "name", name);
+	if (ret)
+		return ret;
+	ret = field_port(d, e, path, "port", port);
+	if (ret)
+		return ret;
+	ret = field_str(d, e, path, "protocol", false, &s);
+	if (ret)
+		return ret;
+	/* UDP and SCTP ports are kept, marked, so callers see the whole service. */
+	*tcp = !s || !strcmp(s, "TCP");
+	return 0;
+}
+
 static int decode_service_port(struct dec *d, const struct json_object *e, size_t i,
 			       struct or_k8s_service_port *sp)
 {
@@ -622,17 +643,9 @@ static int decode_service_port(struct dec *d, const struct json_object *e, size_
 	int ret;
 
 	snprintf(path, sizeof(path), "spec.ports[%zu].", i);
-	ret = field_name(d, e, path, "name", &sp->name);
+	ret = decode_port_fields(d, e, path, &sp->name, &sp->port, &sp->tcp);
 	if (ret)
 		return ret;
-	ret = field_port(d, e, path, "port", &sp->port);
-	if (ret)
-		return ret;
-	ret = field_str(d, e, path, "protocol", false, &s);
-	if (ret)
-		return ret;
-	/* UDP and SCTP ports are kept, marked, so callers see the whole service. */
-	sp->tcp = !s || !strcmp(s, "TCP");
 
 	ret = field_str(d, e, path, "appProtocol", false, &s);
 	if (ret)
@@ -832,22 +845,10 @@ static int each_endpoint(struct dec *d, const struct json_object *e, size_t i, v
 static int decode_slice_port(struct dec *d, const struct json_object *e, size_t i,
 			     struct or_k8s_slice_port *sp)
 {
-	const char *s;
 	char path[64];
-	int ret;
 
 	snprintf(path, sizeof(path), "ports[%zu].", i);
-	ret = field_name(d, e, path, "name", &sp->name);
-	if (ret)
-		return ret;
-	ret = field_port(d, e, path, "port", &sp->port);
-	if (ret)
-		return ret;
-	ret = field_str(d, e, path, "protocol", false, &s);
-	if (ret)
-		return ret;
-	sp->tcp = !s || !strcmp(s, "TCP");
-	return 0;
+	return decode_port_fields(d, e, path, &sp->name, &sp->port, &sp->tcp);
 }
 
 static int each_slice_port(struct dec *d, const struct json_object *e, size_t i, void *elem,

@@ -438,19 +438,33 @@ out_free:
 	return err;
 }
 
+/* Opens `map` (layout checked), reads every entry into *rows, closes it. */
+static int read_map(const struct ctl *c, const char *map, size_t key_size, size_t val_size,
+		    size_t rec_size, size_t val_off, void **rows, size_t *n)
+{
+	int fd, err;
+
+	err = open_map(c, map, &fd);
+	if (err)
+		return err;
+	err = collect(map, fd, key_size, val_size, rec_size, val_off, rows, n);
+	close(fd);
+	return err;
+}
+
+#define READ_MAP(c, map, rows, n, keyf) \
+	read_map(c, map, sizeof((rows)->keyf), sizeof((rows)->v), sizeof(*(rows)), \
+		 offsetof(__typeof__(*(rows)), v), (void **)&(rows), &(n))
+
 static int cmd_pods(const struct ctl *c)
 {
 	struct pod_row *rows = NULL;
 	size_t n = 0;
-	int fd, err;
+	int err;
 
-	err = open_map(c, "or_pods", &fd);
+	err = READ_MAP(c, "or_pods", rows, n, cookie);
 	if (err)
 		return err;
-	err = collect("or_pods", fd, sizeof(rows->cookie), sizeof(rows->v), sizeof(*rows),
-		      offsetof(struct pod_row, v), (void **)&rows, &n);
-	if (err)
-		goto out_close;
 	check_abi(c);
 	sort_rows(rows, n, sizeof(*rows), cmp_pod);
 	if (c->json)
@@ -458,8 +472,6 @@ static int cmd_pods(const struct ctl *c)
 	else
 		err = pods_table(rows, n);
 	free(rows);
-out_close:
-	close(fd);
 	return err;
 }
 
@@ -530,15 +542,11 @@ static int cmd_services(const struct ctl *c)
 {
 	struct svc_row *rows = NULL;
 	size_t n = 0;
-	int fd, err;
+	int err;
 
-	err = open_map(c, "or_services", &fd);
+	err = READ_MAP(c, "or_services", rows, n, k);
 	if (err)
 		return err;
-	err = collect("or_services", fd, sizeof(rows->k), sizeof(rows->v), sizeof(*rows),
-		      offsetof(struct svc_row, v), (void **)&rows, &n);
-	if (err)
-		goto out_close;
 	check_abi(c);
 	sort_rows(rows, n, sizeof(*rows), cmp_svc);
 	if (c->json)
@@ -546,8 +554,6 @@ static int cmd_services(const struct ctl *c)
 	else
 		err = services_table(rows, n);
 	free(rows);
-out_close:
-	close(fd);
 	return err;
 }
 
@@ -623,20 +629,12 @@ static int cmd_backends(const struct ctl *c)
 	struct backend_row *rows = NULL;
 	struct svc_row *svcs = NULL;
 	size_t n = 0, nsvc = 0;
-	int fd, svc_fd, err;
+	int err;
 
-	err = open_map(c, "or_backends", &fd);
+	err = READ_MAP(c, "or_backends", rows, n, k);
 	if (err)
 		return err;
-	err = open_map(c, "or_services", &svc_fd);
-	if (err)
-		goto out_close;
-	err = collect("or_backends", fd, sizeof(rows->k), sizeof(rows->v), sizeof(*rows),
-		      offsetof(struct backend_row, v), (void **)&rows, &n);
-	if (err)
-		goto out_close_svc;
-	err = collect("or_services", svc_fd, sizeof(svcs->k), sizeof(svcs->v), sizeof(*svcs),
-		      offsetof(struct svc_row, v), (void **)&svcs, &nsvc);
+	err = READ_MAP(c, "or_services", svcs, nsvc, k);
 	if (err)
 		goto out_free;
 	check_abi(c);
@@ -649,10 +647,6 @@ static int cmd_backends(const struct ctl *c)
 	free(svcs);
 out_free:
 	free(rows);
-out_close_svc:
-	close(svc_fd);
-out_close:
-	close(fd);
 	return err;
 }
 
@@ -754,15 +748,11 @@ static int cmd_breakers(const struct ctl *c)
 	struct breaker_row *rows = NULL;
 	size_t n = 0;
 	__u64 now;
-	int fd, err;
+	int err;
 
-	err = open_map(c, "or_breakers", &fd);
+	err = READ_MAP(c, "or_breakers", rows, n, k);
 	if (err)
 		return err;
-	err = collect("or_breakers", fd, sizeof(rows->k), sizeof(rows->v), sizeof(*rows),
-		      offsetof(struct breaker_row, v), (void **)&rows, &n);
-	if (err)
-		goto out_close;
 	/* After the walk, so no entry looks ejected longer than it is. */
 	now = monotonic_ns();
 	if (!now) {
@@ -778,8 +768,6 @@ static int cmd_breakers(const struct ctl *c)
 		err = breakers_table(rows, n, now);
 out_free:
 	free(rows);
-out_close:
-	close(fd);
 	return err;
 }
 
@@ -906,15 +894,11 @@ static int cmd_certs(const struct ctl *c)
 	struct pod_row *rows = NULL;
 	size_t n = 0;
 	time_t now;
-	int fd, err;
+	int err;
 
-	err = open_map(c, "or_pods", &fd);
+	err = READ_MAP(c, "or_pods", rows, n, cookie);
 	if (err)
 		return err;
-	err = collect("or_pods", fd, sizeof(rows->cookie), sizeof(rows->v), sizeof(*rows),
-		      offsetof(struct pod_row, v), (void **)&rows, &n);
-	if (err)
-		goto out_close;
 	now = time(NULL);
 	if (now == (time_t)-1) {
 		err = -errno;
@@ -929,8 +913,6 @@ static int cmd_certs(const struct ctl *c)
 		err = certs_table(rows, n, now);
 out_free:
 	free(rows);
-out_close:
-	close(fd);
 	return err;
 }
 
@@ -1042,15 +1024,11 @@ static int cmd_inbound(const struct ctl *c)
 	struct inbound_row *rows = NULL;
 	struct pod_row *pods;
 	size_t n = 0, npods;
-	int fd, err;
+	int err;
 
-	err = open_map(c, "or_inbound", &fd);
+	err = READ_MAP(c, "or_inbound", rows, n, k);
 	if (err)
 		return err;
-	err = collect("or_inbound", fd, sizeof(rows->k), sizeof(rows->v), sizeof(*rows),
-		      offsetof(struct inbound_row, v), (void **)&rows, &n);
-	if (err)
-		goto out_close;
 	check_abi(c);
 	collect_pods_quiet(c, &pods, &npods);
 	sort_rows(rows, n, sizeof(*rows), cmp_inbound);
@@ -1060,8 +1038,6 @@ static int cmd_inbound(const struct ctl *c)
 		err = inbound_table(rows, n, pods, npods);
 	free(pods);
 	free(rows);
-out_close:
-	close(fd);
 	return err;
 }
 
