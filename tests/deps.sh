@@ -8,7 +8,7 @@ set -euo pipefail
 
 PACKAGES=(
 	clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev libssl-dev libyaml-dev
-	libjson-c-dev libcriterion-dev libhttp-parser-dev bats jq curl socat wrk iproute2 iperf3
+	libjson-c-dev libcurl4-openssl-dev libcriterion-dev libhttp-parser-dev bats jq curl socat wrk iproute2 iperf3
 	gnuplot-nox
 	make gcc libc6-dev pkg-config python3 python3-yaml
 	openssl tcpdump # the mTLS tests: s_client, minting test SVIDs, captures

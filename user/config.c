@@ -1651,6 +1651,7 @@ enum {
 	TOP_STATE_DIR,
 	TOP_CA,
 	TOP_SVID_TTL_S,
+	TOP_KUBERNETES,
 	TOP_NAMESPACES,
 	TOP_PODS,
 	TOP_SERVICES,
@@ -1669,6 +1670,7 @@ static const char *const top_keys[TOP_N] = {
 	[TOP_STATE_DIR] = "state_dir",
 	[TOP_CA] = "ca",
 	[TOP_SVID_TTL_S] = "svid_ttl_s",
+	[TOP_KUBERNETES] = "kubernetes",
 	[TOP_NAMESPACES] = "namespaces",
 	[TOP_PODS] = "pods",
 	[TOP_SERVICES] = "services",
@@ -1786,6 +1788,42 @@ static int ca_field(struct cfg_ctx *c, int field, const yaml_node_t *v, void *ob
 	return 0;
 }
 
+enum { KUBE_KUBECONFIG, KUBE_CONTEXT, KUBE_N };
+static const char *const kube_keys[KUBE_N] = {
+	[KUBE_KUBECONFIG] = "kubeconfig",
+	[KUBE_CONTEXT] = "context",
+};
+
+static int kube_field(struct cfg_ctx *c, int field, const yaml_node_t *v, void *obj)
+{
+	struct or_config *cfg = obj;
+
+	switch (field) {
+	case KUBE_KUBECONFIG:
+		return take_abs_path(c, v, &cfg->kube_config);
+	case KUBE_CONTEXT:
+		return take_nonempty(c, v, &cfg->kube_context);
+	}
+	return 0;
+}
+
+/*
+ * kubernetes: {} (in-cluster credentials) or {kubeconfig: PATH, context: NAME}.
+ * A null value (`kubernetes:`) is an absent key, as everywhere in the file.
+ */
+static int take_kubernetes(struct cfg_ctx *c, const yaml_node_t *v, struct or_config *cfg)
+{
+	int err;
+
+	cfg->kubernetes = true;
+	err = walk_map(c, v, kube_keys, KUBE_N, kube_field, cfg);
+	if (err)
+		return err;
+	if (cfg->kube_context && !cfg->kube_config)
+		return fail(c, node_line(v), "context is given without kubeconfig");
+	return 0;
+}
+
 /* ca: {cert, key}: both, or neither for the CA outriderd keeps in state_dir. */
 static int take_ca(struct cfg_ctx *c, const yaml_node_t *v, struct or_config *cfg)
 {
@@ -1875,6 +1913,8 @@ static int top_field(struct cfg_ctx *c, int field, const yaml_node_t *v, void *o
 		return take_ca(c, v, cfg);
 	case TOP_SVID_TTL_S:
 		return take_u32(c, v, OR_MIN_SVID_TTL_S, OR_MAX_SVID_TTL_S, &cfg->svid_ttl_s);
+	case TOP_KUBERNETES:
+		return take_kubernetes(c, v, cfg);
 	case TOP_NAMESPACES:
 		err = alloc_items(c, v, sizeof(*cfg->namespaces), (void **)&cfg->namespaces,
 				  &cfg->n_namespaces);
@@ -2164,10 +2204,13 @@ int or_config_load_buf(const char *name, const char *buf, size_t len, struct or_
 	if (!buf)
 		len = 0;
 	cfg = calloc(1, sizeof(*cfg));
-	if (!cfg || !(cfg->path = strdup(c.file))) {
+	if (!cfg || !(cfg->path = strdup(c.file)) || !(cfg->text = malloc(len + 1))) {
 		ret = fail_nomem(&c);
 		goto err_cfg;
 	}
+	memcpy(cfg->text, buf ? buf : "", len);
+	cfg->text[len] = '\0';
+	cfg->text_len = len;
 	if (!yaml_parser_initialize(&parser)) {
 		ret = fail_nomem(&c);
 		goto err_cfg;
@@ -2315,6 +2358,9 @@ void or_config_free(struct or_config *cfg)
 	free(cfg->state_dir);
 	free(cfg->ca_cert);
 	free(cfg->ca_key);
+	free(cfg->kube_config);
+	free(cfg->kube_context);
+	free(cfg->text);
 	free(cfg);
 }
 

@@ -178,6 +178,15 @@ struct or_config {
 	char *ca_cert;      /* ca: {cert, key}: both absolute paths, or both NULL */
 	char *ca_key;
 	uint32_t svid_ttl_s; /* OR_MIN_SVID_TTL_S..OR_MAX_SVID_TTL_S, default 86400 */
+	/*
+	 * `kubernetes:` given: pods, namespaces, services and endpoints also come
+	 * from the API (list + watch), added to what this file says.
+	 */
+	bool kubernetes;
+	char *kube_config;  /* kubernetes.kubeconfig: absolute; NULL = in-cluster credentials */
+	char *kube_context; /* kubernetes.context: NULL = the kubeconfig's current-context */
+	char *text;         /* the file's bytes as parsed, so the config can be parsed again */
+	size_t text_len;
 	struct or_ns_cfg *namespaces;
 	size_t n_namespaces;
 	struct or_pod_cfg *pods;

@@ -1115,7 +1115,7 @@ void or_k8s_event_free(struct or_k8s_event *e)
 /* ---- lists ----------------------------------------------------------- */
 
 int or_k8s_decode_list(enum or_k8s_kind kind, const char *buf, size_t len,
-		       int (*cb)(void *ctx, const struct or_k8s_object *o), void *ctx, char **rv,
+		       int (*cb)(void *ctx, struct or_k8s_object *o), void *ctx, char **rv,
 		       size_t *skipped, char *err, size_t errlen)
 {
 	struct dec d = { err, errlen };
@@ -1189,6 +1189,56 @@ int or_k8s_decode_list(enum or_k8s_kind kind, const char *buf, size_t len,
 		fail(&d, 0, "%zu item(s) skipped, the first: %s", *skipped, first_skip);
 
 out_root:
+	json_object_put(root);
+	return ret;
+}
+
+int or_k8s_list_continue(const char *buf, size_t len, char **cont)
+{
+	char err[64];
+	struct dec d = { err, sizeof(err) };
+	struct json_object *root, *md;
+	const char *s = NULL;
+	int ret;
+
+	*cont = NULL;
+	ret = parse(&d, buf, len, &root);
+	if (ret)
+		return ret;
+	ret = field(&d, root, "", "metadata", json_type_object, &md);
+	if (!ret && md)
+		ret = field_str(&d, md, "metadata.", "continue", false, &s);
+	if (!ret && s && *s)
+		ret = dup_str(&d, s, cont);
+	json_object_put(root);
+	return ret;
+}
+
+int or_k8s_decode_status(const char *buf, size_t len, int *code, char **message)
+{
+	char err[64];
+	struct dec d = { err, sizeof(err) };
+	struct json_object *root;
+	struct or_k8s_event e = {};
+	const char *s = NULL;
+	int ret;
+
+	*code = 0;
+	*message = NULL;
+	ret = parse(&d, buf, len, &root);
+	if (ret)
+		return ret;
+	ret = field_str(&d, root, "", "kind", true, &s);
+	if (!ret && strcmp(s, "Status"))
+		ret = -EINVAL;
+	if (!ret)
+		ret = decode_status(&d, root, &e);
+	if (!ret) {
+		*code = e.error_code;
+		*message = e.error_message;
+	} else {
+		free(e.error_message);
+	}
 	json_object_put(root);
 	return ret;
 }

@@ -130,12 +130,22 @@ void or_k8s_event_free(struct or_k8s_event *e);
 
 /*
  * Decodes a list response ({"kind":"PodList","metadata":{"resourceVersion"},
- * "items":[...]}): calls cb for each item (the object is freed after cb
- * returns), and returns the list's resourceVersion in *rv (malloc'd).
+ * "items":[...]}): calls cb for each item, and returns the list's
+ * resourceVersion in *rv (malloc'd). The object is freed after cb returns;
+ * a cb that keeps it copies *o and zeroes the fields it took.
  * Items that fail to decode are skipped and counted in *skipped.
  */
 int or_k8s_decode_list(enum or_k8s_kind kind, const char *buf, size_t len,
-		       int (*cb)(void *ctx, const struct or_k8s_object *o), void *ctx, char **rv,
+		       int (*cb)(void *ctx, struct or_k8s_object *o), void *ctx, char **rv,
 		       size_t *skipped, char *err, size_t errlen);
+
+/* metadata.continue of a list page: malloc'd into *cont, NULL on the last page. 0 or -errno. */
+int or_k8s_list_continue(const char *buf, size_t len, char **cont);
+
+/*
+ * A v1 Status body (an error response): its code and message (malloc'd,
+ * may be NULL). 0, or -EINVAL when buf is not a Status.
+ */
+int or_k8s_decode_status(const char *buf, size_t len, int *code, char **message);
 
 #endif

@@ -2,7 +2,7 @@
 /*
  * libFuzzer target for the Kubernetes object decoders. The first byte picks
  * the kind (low two bits) and the decoder (the next bits mod 3: object,
- * watch event, list); the rest is the JSON, passed without a NUL after it.
+ * watch event, list with its continue token and as a Status); the rest is the JSON, passed without a NUL after it.
  * Any bytes must give either a decoded value that keeps the header's
  * invariants, or an error with a NUL-terminated, non-empty reason and nothing
  * owned. ASan and UBSan catch the rest, leaks included.
@@ -87,7 +87,7 @@ static void check_object(const struct or_k8s_object *o)
 	}
 }
 
-static int list_cb(void *ctx, const struct or_k8s_object *o)
+static int list_cb(void *ctx, struct or_k8s_object *o)
 {
 	check_object(o);
 	(*(size_t *)ctx)++;
@@ -149,6 +149,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		or_k8s_event_free(&ev);
 		break;
 	default:
+		/* The bytes as a list page's continue token, as an error Status, and as a list. */
+		{
+			char *cont = NULL, *msg = NULL;
+			int code;
+
+			ret = or_k8s_list_continue(buf, len, &cont);
+			CHECK(ret == 0 || ret == -EINVAL || ret == -ENOMEM);
+			CHECK(!cont || (!ret && cont[0]));
+			free(cont);
+			ret = or_k8s_decode_status(buf, len, &code, &msg);
+			CHECK(ret == 0 || ret == -EINVAL || ret == -ENOMEM);
+			CHECK(!ret || !msg);
+			free(msg);
+		}
 		ret = or_k8s_decode_list(kind, buf, len, list_cb, &items, &rv, &skipped, err,
 					 sizeof(err));
 		CHECK(ret == 0 || ret == -EINVAL || ret == -ENOMEM);

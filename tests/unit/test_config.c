@@ -1916,3 +1916,47 @@ Test(authorization, port_errors)
 		  "        ports: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17]\n",
 		  8, "authorization[0].ports: 17 ports, at most 16");
 }
+
+Test(config, kubernetes_source)
+{
+	struct or_config *cfg = load_ok("k0.yaml", "node: n1\n");
+
+	cr_expect_not(cfg->kubernetes);
+	cr_expect_null(cfg->kube_config);
+	or_config_free(cfg);
+
+	/* {}: in-cluster credentials. */
+	cfg = load_ok("k1.yaml", "node: n1\nkubernetes: {}\n");
+	cr_expect(cfg->kubernetes);
+	cr_expect_null(cfg->kube_config);
+	cr_expect_null(cfg->kube_context);
+	or_config_free(cfg);
+
+	cfg = load_ok("k2.yaml", "node: n1\nkubernetes:\n  kubeconfig: /etc/kube/config\n"
+				 "  context: prod\n");
+	cr_expect(cfg->kubernetes);
+	cr_expect_str_eq(cfg->kube_config, "/etc/kube/config");
+	cr_expect_str_eq(cfg->kube_context, "prod");
+	or_config_free(cfg);
+
+	load_bad("k3.yaml", "node: n1\nkubernetes:\n  kubeconfig: kube/config\n", 3, "absolute");
+	load_bad("k4.yaml", "node: n1\nkubernetes:\n  context: prod\n", 3,
+		 "context is given without kubeconfig");
+	load_bad("k5.yaml", "node: n1\nkubernetes:\n  server: https://x\n", 3, "unknown key 'server'");
+	load_bad("k6.yaml", "node: n1\nkubernetes: yes\n", 2, "expected a mapping");
+}
+
+/* The text is kept, so the config in force can be parsed again unchanged. */
+Test(config, keeps_its_text)
+{
+	static const char yaml[] = "node: n1\nkubernetes: {}\n";
+	struct or_config *cfg = load_ok("t.yaml", yaml), *again;
+
+	cr_assert_eq(cfg->text_len, strlen(yaml));
+	cr_expect_str_eq(cfg->text, yaml);
+	again = load_ok(cfg->path, cfg->text);
+	cr_expect(again->kubernetes);
+	cr_expect_str_eq(again->path, "t.yaml");
+	or_config_free(again);
+	or_config_free(cfg);
+}

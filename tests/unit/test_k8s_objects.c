@@ -215,7 +215,7 @@ struct list_seen {
 	bool deleting[4];
 };
 
-static int collect_pod(void *ctx, const struct or_k8s_object *o)
+static int collect_pod(void *ctx, struct or_k8s_object *o)
 {
 	struct list_seen *seen = ctx;
 
@@ -410,7 +410,7 @@ Test(k8s_semantics, list_skips_bad_items)
 	free(rv);
 }
 
-static int abort_cb(void *ctx, const struct or_k8s_object *o)
+static int abort_cb(void *ctx, struct or_k8s_object *o)
 {
 	(*(int *)ctx)++;
 	return -ENOSPC;
@@ -615,7 +615,7 @@ ParameterizedTestParameters(k8s_bad, table)
 	return cr_make_param_array(size_t, bad_rows, N_BAD);
 }
 
-static int count_cb(void *ctx, const struct or_k8s_object *o)
+static int count_cb(void *ctx, struct or_k8s_object *o)
 {
 	(*(size_t *)ctx)++;
 	return 0;
