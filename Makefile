@@ -17,7 +17,7 @@ ARCH     := $(shell uname -m | sed 's/x86_64/x86/;s/aarch64/arm64/')
 CFLAGS   ?= -O2 -g
 CFLAGS   += -Wall -Wextra -Wno-unused-parameter -Wno-format-truncation -std=gnu11 -D_GNU_SOURCE -pthread
 CPPFLAGS += -Iinclude -Iuser -I$(BUILD)
-LDLIBS   += -lbpf -lelf -lz -lyaml -lhttp_parser -lssl -lcrypto -pthread
+LDLIBS   += -lbpf -lelf -lz -lyaml -lhttp_parser -lcurl -ljson-c -lssl -lcrypto -pthread
 
 BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Ivmlinux -Iinclude -Ibpf
 
@@ -39,6 +39,7 @@ AGENT_SRCS  := user/outriderd.c user/agent.c user/ev.c user/sock.c user/netns.c 
 	       user/enroll.c user/pod.c user/health.c user/breaker.c user/budget.c \
 	       user/retry.c user/upstream.c user/http.c user/http_proxy.c user/metrics.c \
 	       user/admin.c user/identity.c user/tls.c user/tunnel_proto.c user/tunnel_in.c user/tunnel_out.c user/tls_pump.c \
+	       user/kubeconfig.c user/kube_watch.c user/kube_source.c user/k8s_objects.c user/cgroup_find.c \
 	       $(COMMON_SRCS)
 CTL_SRCS    := user/outriderctl.c $(COMMON_SRCS)
 
@@ -94,6 +95,7 @@ $(BUILD)/unit/test_authz: tests/unit/test_authz.c $(BUILD)/obj/authz.o
 $(BUILD)/unit/test_cgroup_find: tests/unit/test_cgroup_find.c $(BUILD)/obj/cgroup_find.o
 $(BUILD)/unit/test_k8s_objects: tests/unit/test_k8s_objects.c $(BUILD)/obj/k8s_objects.o \
 	$(BUILD)/obj/config.o $(BUILD)/obj/authz.o $(BUILD)/obj/log.o $(BUILD)/obj/addr.o
+$(BUILD)/unit/test_kubeconfig: tests/unit/test_kubeconfig.c $(BUILD)/obj/kubeconfig.o $(BUILD)/obj/log.o
 $(BUILD)/unit/%:
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) $^ -o $@ -lcriterion $(LDLIBS) -ljson-c

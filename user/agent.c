@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 #include <errno.h>
+#include <stddef.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,6 +10,8 @@
 
 #include "agent.h"
 #include "health.h"
+#include "kube_source.h"
+#include "kubeconfig.h"
 #include "tls.h"
 #include "tunnel_in.h"
 #include "tunnel_out.h"
@@ -23,6 +26,8 @@
 
 static void sync_inbound(struct or_agent *a);
 #define OR_RETRY_MS 2000
+#define OR_KUBE_SETTLE_MS 20   /* changes that arrive together are applied together */
+#define OR_KUBE_PENDING_MS 250 /* a pod waiting for its cgroup is looked for again */
 
 static const struct or_pod_cfg *find_pod(const struct or_config *cfg, const char *name)
 {
@@ -120,9 +125,121 @@ static int apply(struct or_agent *a, struct or_config *cfg)
 	or_config_free(a->cfg);
 	a->cfg = cfg;
 	reconcile_pods(a);
-	or_info("config in force", "file=%s services=%zu pods=%zu", cfg->path, cfg->n_services,
-		cfg->n_pods);
+	if (a->kube)
+		or_debug("desired state in force", "file=%s services=%zu pods=%zu namespaces=%zu",
+			 cfg->path, cfg->n_services, cfg->n_pods, cfg->n_namespaces);
+	else
+		or_info("config in force", "file=%s services=%zu pods=%zu", cfg->path,
+			cfg->n_services, cfg->n_pods);
 	return 0;
+}
+
+/*
+ * The config from the file plus, with `kubernetes:`, what the API says:
+ * the one desired state apply() puts in force. Takes cfg; NULL on ENOMEM.
+ */
+static struct or_config *desired(struct or_agent *a, struct or_config *cfg)
+{
+	size_t pending = 0;
+
+	if (!a->kube)
+		return cfg;
+	if (or_kube_merge(a->kube, cfg, &pending)) {
+		or_error("kubernetes: out of memory building the desired state", "file=%s",
+			 cfg->path);
+		or_config_free(cfg);
+		return NULL;
+	}
+	a->kube_pending = pending;
+	if (pending && !ev_timer_active(&a->kube_settle))
+		ev_timer_start(a->loop, &a->kube_settle, OR_KUBE_PENDING_MS);
+	return cfg;
+}
+
+/* The file's config in force again, with the API's objects as they are now. */
+static void kube_rebuild(struct or_agent *a)
+{
+	struct or_config *cfg;
+	char err[512];
+
+	if (or_config_load_buf(a->cfg->path, a->cfg->text, a->cfg->text_len, &cfg, err,
+			       sizeof(err))) {
+		or_error("cannot parse the config in force again", "error=\"%s\"", err);
+		return;
+	}
+	cfg = desired(a, cfg);
+	if (cfg && apply(a, cfg) == 0) {
+		a->kube_applies++;
+		if (!a->kube_applied)
+			or_info("kubernetes: synced; desired state in force",
+				"services=%zu pods=%zu namespaces=%zu enrolled=%zu",
+				a->cfg->n_services, a->cfg->n_pods, a->cfg->n_namespaces,
+				a->n_enrolled);
+		a->kube_applied = true;
+	}
+}
+
+static void on_kube_settle(struct ev_loop *loop, struct ev_timer *t)
+{
+	struct or_agent *a = container_of(t, struct or_agent, kube_settle);
+
+	/* Until every kind is listed, a partial view would release pods. */
+	if (!or_kube_synced(a->kube))
+		return;
+	kube_rebuild(a);
+}
+
+static void on_kube_change(struct ev_loop *loop, struct ev_io *io, unsigned int revents)
+{
+	struct or_agent *a = container_of(io, struct or_agent, kube_io);
+
+	if (or_kube_changed(a->kube) && !ev_timer_active(&a->kube_settle))
+		ev_timer_start(loop, &a->kube_settle, OR_KUBE_SETTLE_MS);
+}
+
+static int kube_start(struct or_agent *a)
+{
+	struct or_kube_creds creds;
+	char err[512];
+	int ret;
+
+	if (a->cfg->kube_config)
+		ret = or_kubeconfig_load(a->cfg->kube_config, a->cfg->kube_context, &creds, err,
+					 sizeof(err));
+	else
+		ret = or_kube_in_cluster(NULL, &creds, err, sizeof(err));
+	if (ret) {
+		or_error("kubernetes: no credentials", "error=\"%s\"", err);
+		return ret;
+	}
+	ret = or_kube_start(&creds, a->cfg->node, &a->kube);
+	or_kube_creds_free(&creds);
+	if (ret) {
+		or_error("kubernetes: cannot start the watchers", "err=\"%s\"", strerror(-ret));
+		return ret;
+	}
+	ret = ev_io_add(a->loop, &a->kube_io, or_kube_fd(a->kube), EV_READ, on_kube_change);
+	if (ret) {
+		or_kube_stop(a->kube);
+		a->kube = NULL;
+	}
+	return ret;
+}
+
+static void kube_stop(struct or_agent *a)
+{
+	if (!a->kube)
+		return;
+	ev_io_del(a->loop, &a->kube_io);
+	ev_timer_stop(a->loop, &a->kube_settle);
+	or_kube_stop(a->kube);
+	a->kube = NULL;
+	or_kube_source_reset();
+}
+
+static bool same_opt_str(const char *x, const char *y)
+{
+	return (!x && !y) || (x && y && strcmp(x, y) == 0);
 }
 
 static void reload(struct or_agent *a)
@@ -141,16 +258,20 @@ static void reload(struct or_agent *a)
 	    (cfg->ca_cert && (!a->cfg->ca_cert || strcmp(cfg->ca_cert, a->cfg->ca_cert))) ||
 	    (!cfg->ca_cert && a->cfg->ca_cert) ||
 	    !or_ip_eq(&cfg->admin_ip, &a->cfg->admin_ip) || cfg->admin_port != a->cfg->admin_port ||
-	    !or_ip_eq(&cfg->ready_ip, &a->cfg->ready_ip) || cfg->ready_port != a->cfg->ready_port) {
+	    !or_ip_eq(&cfg->ready_ip, &a->cfg->ready_ip) || cfg->ready_port != a->cfg->ready_port ||
+	    cfg->kubernetes != a->cfg->kubernetes ||
+	    !same_opt_str(cfg->kube_config, a->cfg->kube_config) ||
+	    !same_opt_str(cfg->kube_context, a->cfg->kube_context)) {
 		or_error("config rejected; the config in force stays",
 			 "error=\"%s: node, pin_dir, admin_address, ready_address, trust_domain, "
-			 "state_dir and ca cannot change without a restart\"",
+			 "state_dir, ca and kubernetes cannot change without a restart\"",
 			 a->config_path);
 		or_config_free(cfg);
 		a->reloads_failed++;
 		return;
 	}
-	if (apply(a, cfg))
+	cfg = desired(a, cfg);
+	if (!cfg || apply(a, cfg))
 		a->reloads_failed++;
 	else
 		a->reloads_ok++;
@@ -275,11 +396,56 @@ static bool admin_ready(void *ctx)
 {
 	struct or_agent *a = ctx;
 
-	return a->ready;
+	/* With the API as a source: only once its state is in force. */
+	return a->ready && (!a->kube || a->kube_applied);
+}
+
+/* The watchers' counters, per kind; into s[0..room), returns how many. */
+static size_t kube_samples(struct or_agent *a, struct or_metric_sample *s, size_t room)
+{
+	static const struct {
+		const char *name, *type, *help;
+		size_t off;
+	} m[] = {
+		{ "outrider_kubernetes_lists_total", "counter",
+		  "Complete lists of a kind from the Kubernetes API.",
+		  offsetof(struct or_kube_counters, lists) },
+		{ "outrider_kubernetes_relists_total", "counter",
+		  "Lists after a watch's resourceVersion expired (410 Gone).",
+		  offsetof(struct or_kube_counters, relists) },
+		{ "outrider_kubernetes_events_total", "counter",
+		  "Watch events applied (added, modified, deleted).",
+		  offsetof(struct or_kube_counters, events) },
+		{ "outrider_kubernetes_failures_total", "counter",
+		  "Failed API requests: connect, TLS, HTTP status, dropped stream.",
+		  offsetof(struct or_kube_counters, failures) },
+		{ "outrider_kubernetes_malformed_total", "counter",
+		  "Responses and watch events that did not decode.",
+		  offsetof(struct or_kube_counters, malformed) },
+		{ "outrider_kubernetes_objects", "gauge", "Objects of a kind the agent holds.",
+		  offsetof(struct or_kube_counters, objects) },
+	};
+	static char labels[OR_KUBE_NKINDS][32];
+	struct or_kube_counters c[OR_KUBE_NKINDS];
+	size_t n = 0;
+
+	if (!a->kube || room < OR_KUBE_NKINDS * (sizeof(m) / sizeof(m[0])))
+		return 0;
+	for (int k = 0; k < OR_KUBE_NKINDS; k++) {
+		or_kube_counters(a->kube, (enum or_k8s_kind)k, &c[k]);
+		snprintf(labels[k], sizeof(labels[k]), "kind=\"%s\"", or_kube_kind_name(k));
+	}
+	/* Samples of one name together: the first gives HELP and TYPE. */
+	for (size_t i = 0; i < sizeof(m) / sizeof(m[0]); i++)
+		for (int k = 0; k < OR_KUBE_NKINDS; k++)
+			s[n++] = (struct or_metric_sample){
+				m[i].name, m[i].type, k ? NULL : m[i].help, labels[k],
+				*(const uint64_t *)((const char *)&c[k] + m[i].off) };
+	return n;
 }
 
 /* TLS and tunnel counters as /metrics samples (static: one admin thread). */
-static void tls_samples(struct or_metrics_node *out)
+static void tls_samples(struct or_agent *a, struct or_metrics_node *out)
 {
 	static const char *const reason_labels[OR_SVID_ERR_MAX] = {
 		[OR_SVID_NO_CERT] = "reason=\"no_cert\"",
@@ -292,7 +458,7 @@ static void tls_samples(struct or_metrics_node *out)
 		[OR_SVID_NOT_YET_VALID] = "reason=\"not_yet_valid\"",
 		[OR_SVID_KEY_USAGE] = "reason=\"key_usage\"",
 	};
-	static struct or_metric_sample s[32];
+	static struct or_metric_sample s[64];
 	static const char hs[] = "outrider_tls_handshakes_total", fl[] = "outrider_tls_failures_total",
 			  tu[] = "outrider_tunnels_total";
 	size_t n = 0;
@@ -317,6 +483,7 @@ static void tls_samples(struct or_metrics_node *out)
 					    or_tunnel_stats.bad_request };
 	s[n++] = (struct or_metric_sample){ tu, "counter", NULL, "result=\"app_failed\"",
 					    or_tunnel_stats.app_failed };
+	n += kube_samples(a, s + n, sizeof(s) / sizeof(s[0]) - n);
 	out->extra = s;
 	out->n_extra = n;
 }
@@ -325,7 +492,7 @@ static void admin_node_metrics(void *ctx, struct or_metrics_node *out)
 {
 	struct or_agent *a = ctx;
 
-	tls_samples(out);
+	tls_samples(a, out);
 
 	out->stats_map_fd = a->bpf.stats_fd;
 	out->breakers_map_fd = a->bpf.breakers_fd;
@@ -404,22 +571,30 @@ int or_agent_start(struct or_agent *a, const char *config_path)
 	}
 	ev_timer_init(&a->heartbeat, on_heartbeat);
 	ev_timer_init(&a->retry, on_retry);
+	ev_timer_init(&a->kube_settle, on_kube_settle);
 	ev_timer_start(a->loop, &a->heartbeat, OR_HEARTBEAT_MS);
-	err = apply(a, cfg);
+	err = apply(a, cfg); /* the file alone; the API's objects follow once listed */
 	cfg = NULL; /* apply took it */
 	if (err)
 		goto fail_workers;
+	if (a->cfg->kubernetes) {
+		err = kube_start(a);
+		if (err)
+			goto fail_pods;
+	}
 	struct or_admin_hooks hooks = { .ready = admin_ready, .node_metrics = admin_node_metrics,
 					.ctx = a };
 	err = or_admin_start(a->loop, &a->cfg->admin_ip, a->cfg->admin_port, &a->cfg->ready_ip,
 			     a->cfg->ready_port, &hooks, &a->admin);
 	if (err)
-		goto fail_pods;
+		goto fail_kube;
 	a->ready = true;
 	or_info("ready", "node=%s pin_dir=%s workers=%u pid=%d", a->cfg->node, a->cfg->pin_dir,
 		or_workers_count(), getpid());
 	return 0;
 
+fail_kube:
+	kube_stop(a);
 fail_pods:
 	while (a->pods) {
 		struct or_enrolled *e = a->pods;
@@ -459,6 +634,7 @@ void or_agent_stop(struct or_agent *a)
 	a->ready = false;
 	or_admin_stop(a->admin);
 	a->admin = NULL;
+	kube_stop(a);
 	while (a->pods) {
 		struct or_enrolled *e = a->pods;
 

@@ -12,6 +12,7 @@
 #include "enroll.h"
 #include "ev.h"
 #include "identity.h"
+#include "kube_watch.h"
 
 struct or_agent {
 	const char *config_path;
@@ -29,6 +30,13 @@ struct or_agent {
 	bool ready;                /* programs loaded, a config in force */
 	size_t n_enrolled;
 	uint64_t reloads_ok, reloads_failed;
+	/* `kubernetes:`: the watchers, and a rebuild soon after they change */
+	struct or_kube *kube;
+	struct ev_io kube_io;
+	struct ev_timer kube_settle;
+	size_t kube_pending;       /* pods waiting for their cgroup: rebuild again soon */
+	bool kube_applied;         /* desired state from a synced store is in force */
+	uint64_t kube_applies;
 };
 
 /*

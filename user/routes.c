@@ -110,11 +110,34 @@ static bool pod_in_mesh(const struct or_config *cfg, const struct or_pod_cfg *po
 	return or_pod_enrolled(&as_its_node, pod);
 }
 
+/* A mesh pod's SPIFFE ID on ep, for the tunnel to check. 0 or -ENOMEM. */
+static int mesh_identity(const struct or_config *cfg, const struct or_pod_cfg *pod,
+			 struct or_route_ep *ep)
+{
+	char id[OR_SPIFFE_ID_MAX];
+
+	if (!pod_in_mesh(cfg, pod) ||
+	    or_spiffe_id(cfg->trust_domain, pod->namespace, pod->service_account, id, sizeof(id)))
+		return 0;
+	ep->spiffe_id = strdup(id);
+	return ep->spiffe_id ? 0 : -ENOMEM;
+}
+
+/* The pod the config knows at this address, or NULL. */
+static const struct or_pod_cfg *pod_at(const struct or_config *cfg, const struct or_ip *ip)
+{
+	for (size_t i = 0; i < cfg->n_pods; i++)
+		if (or_ip_eq(&cfg->pods[i].ip, ip) || or_ip_eq(&cfg->pods[i].ip6, ip))
+			return &cfg->pods[i];
+	return NULL;
+}
+
 /* Endpoints of one service port: explicit ones, or the pods its selector picks. */
 static int resolve_eps(const struct or_config *cfg, const struct or_svc_cfg *svc,
 		       const struct or_port_cfg *port, struct or_route *rt)
 {
 	size_t cap = svc->has_selector ? cfg->n_pods : svc->n_endpoints;
+	const struct or_pod_cfg *pod;
 	uint32_t node_id;
 	int err;
 
@@ -132,6 +155,13 @@ static int resolve_eps(const struct or_config *cfg, const struct or_svc_cfg *svc
 			ep->health = or_health_get(&ep->ip, ep->port);
 			if (!ep->health)
 				return -ENOMEM;
+			/* An address that is a known mesh pod's is reached through its tunnel. */
+			pod = pod_at(cfg, &ep->ip);
+			if (pod) {
+				err = mesh_identity(cfg, pod, ep);
+				if (err)
+					return err;
+			}
 			err = id_lookup(&node_ids, e->node ? e->node : "", &node_id);
 			if (err)
 				return err;
@@ -140,9 +170,11 @@ static int resolve_eps(const struct or_config *cfg, const struct or_svc_cfg *svc
 		return 0;
 	}
 	for (size_t i = 0; i < cfg->n_pods; i++) {
-		const struct or_pod_cfg *pod = &cfg->pods[i];
-		const struct or_ip *ip = svc->vip.family == AF_INET6 ? &pod->ip6 : &pod->ip;
+		const struct or_ip *ip;
 		struct or_route_ep *ep;
+
+		pod = &cfg->pods[i];
+		ip = svc->vip.family == AF_INET6 ? &pod->ip6 : &pod->ip;
 
 		if (strcmp(pod->namespace, svc->namespace) != 0 || !ip->family ||
 		    !or_labels_match(&pod->labels, &svc->selector))
@@ -151,16 +183,9 @@ static int resolve_eps(const struct or_config *cfg, const struct or_svc_cfg *svc
 		ep->ip = *ip;
 		ep->port = port->target_port;
 		ep->weight = 1;
-		if (pod_in_mesh(cfg, pod)) {
-			char id[OR_SPIFFE_ID_MAX];
-
-			if (or_spiffe_id(cfg->trust_domain, pod->namespace, pod->service_account, id,
-					 sizeof(id)) == 0) {
-				ep->spiffe_id = strdup(id);
-				if (!ep->spiffe_id)
-					return -ENOMEM;
-			}
-		}
+		err = mesh_identity(cfg, pod, ep);
+		if (err)
+			return err;
 		ep->health = or_health_get(&ep->ip, ep->port);
 		if (!ep->health)
 			return -ENOMEM;

@@ -192,6 +192,8 @@ def check_daemonset(c, by_kind, objs):
         c.check(labels.get(k) == v, f, f"selector {k}={v} does not match the template's labels")
     c.check(pod.get("serviceAccountName") == sa, f,
             f"serviceAccountName {pod.get('serviceAccountName')!r} != ServiceAccount {sa!r}")
+    c.check(pod.get("automountServiceAccountToken", True) is not False, f,
+            "automountServiceAccountToken is false: the agent has no token for the API")
 
     c.check(pod.get("hostNetwork") is True, f, "hostNetwork is not true")
     c.check(pod.get("hostPID") is True, f, "hostPID is not true")
@@ -299,7 +301,12 @@ def check_config(c, by_kind, ds_info, outriderd):
     if not c.check(isinstance(cfg, dict), cf, "config.yaml is not a mapping"):
         return
     c.check(cfg.get("node") == "${NODE_NAME}", cf, "node is not the ${NODE_NAME} placeholder")
-    c.check("kubernetes" not in cfg, cf, "kubernetes: the agent does not read it yet")
+    kube = cfg.get("kubernetes")
+    c.check(isinstance(kube, dict), cf, "kubernetes: is not a mapping: the agent would not watch the API")
+    c.check(isinstance(kube, dict) and "kubeconfig" not in kube, cf,
+            "kubernetes: names a kubeconfig; in a pod the agent uses its service account")
+    c.check("pods" not in cfg or not cfg["pods"], cf,
+            "pods: listed by hand; in a cluster they come from the API")
     for key, want in (("admin_address", ADMIN_PORT), ("ready_address", READY_PORT)):
         v = cfg.get(key)
         c.check(hostport_port(v) == want, cf, f"{key} {v!r}: port is not the container's {want}")

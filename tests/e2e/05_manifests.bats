@@ -75,3 +75,16 @@ cm["config.yaml"] = cm["config.yaml"].replace("0.0.0.0:15021", "0.0.0.0:15022")'
 	[ "$status" -eq 1 ]
 	[[ "$output" == *"ready_address"*"15021"* ]]
 }
+
+@test "manifests: a config without the kubernetes source, or a DaemonSet without a token, is rejected" {
+	mutate '
+cm = docs["configmap.yaml"][0]["data"]
+cm["config.yaml"] = cm["config.yaml"].replace("kubernetes: {}", "")
+ds = docs["daemonset.yaml"][0]["spec"]["template"]["spec"]
+ds["automountServiceAccountToken"] = False'
+	run "$PYTHON" "$CHECK" --dir "$BATS_TEST_TMPDIR/k8s"
+	echo "$output"
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"the agent would not watch the API"* ]]
+	[[ "$output" == *"automountServiceAccountToken is false"* ]]
+}

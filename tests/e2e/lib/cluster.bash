@@ -607,7 +607,8 @@ cluster_cleanup()
 	done
 
 	if [ -n "${OR_CG:-}" ] && [ -d "$OR_CG" ]; then
-		for d in "$OR_CG"/*/; do
+		# Deepest first: Kubernetes-shaped pods nest (kubepods.slice/...).
+		while IFS= read -r d; do
 			[ -d "$d" ] || continue
 			# A process that just exited can linger in cgroup.procs briefly.
 			for ((i = 0; i < 40; i++)); do
@@ -615,7 +616,7 @@ cluster_cleanup()
 				sleep 0.05
 			done
 			[ -d "$d" ] && echo "cluster_cleanup: cannot remove $d: pids $(tr '\n' ' ' <"$d/cgroup.procs")" >&2
-		done
+		done < <(find "$OR_CG" -mindepth 1 -depth -type d 2>/dev/null)
 		rmdir "$OR_CG" 2>/dev/null || echo "cluster_cleanup: cannot remove $OR_CG" >&2
 	fi
 
