@@ -28,26 +28,29 @@ static void sync_inbound(struct or_agent *a);
 #define OR_RETRY_MS 2000
 #define OR_KUBE_SETTLE_MS 20   /* changes that arrive together are applied together */
 #define OR_KUBE_PENDING_MS 250 /* a pod waiting for its cgroup is looked for again */
+#define OR_KUBE_PENDING_MAX_MS 5000
 
-static const struct or_pod_cfg *find_pod(const struct or_config *cfg, const char *name)
+/* "namespace/name" is key, whole (Kubernetes names may be long). */
+static bool pod_is(const struct or_pod_cfg *pod, const char *key)
 {
-	char full[OR_NAME_LEN * 2];
+	size_t n = strlen(pod->namespace);
 
-	for (size_t i = 0; i < cfg->n_pods; i++) {
-		snprintf(full, sizeof(full), "%s/%s", cfg->pods[i].namespace, cfg->pods[i].name);
-		if (strcmp(full, name) == 0)
+	return strncmp(key, pod->namespace, n) == 0 && key[n] == '/' &&
+	       strcmp(key + n + 1, pod->name) == 0;
+}
+
+static const struct or_pod_cfg *find_pod(const struct or_config *cfg, const char *key)
+{
+	for (size_t i = 0; i < cfg->n_pods; i++)
+		if (pod_is(&cfg->pods[i], key))
 			return &cfg->pods[i];
-	}
 	return NULL;
 }
 
 static bool is_enrolled(const struct or_agent *a, const struct or_pod_cfg *pod)
 {
-	char full[OR_NAME_LEN * 2];
-
-	snprintf(full, sizeof(full), "%s/%s", pod->namespace, pod->name);
 	for (const struct or_enrolled *e = a->pods; e; e = e->next)
-		if (strcmp(e->name, full) == 0)
+		if (pod_is(pod, e->key))
 			return true;
 	return false;
 }
@@ -61,7 +64,7 @@ static void reconcile_pods(struct or_agent *a)
 
 	while (*pp) {
 		struct or_enrolled *e = *pp;
-		const struct or_pod_cfg *pod = find_pod(cfg, e->name);
+		const struct or_pod_cfg *pod = find_pod(cfg, e->key);
 
 		if (pod && or_pod_enrolled(cfg, pod) && or_enrolled_same(e, pod)) {
 			pp = &e->next;
@@ -142,7 +145,8 @@ static struct or_config *desired(struct or_agent *a, struct or_config *cfg)
 {
 	size_t pending = 0;
 
-	if (!a->kube)
+	/* Until every kind is listed, a partial view would drop services' endpoints. */
+	if (!a->kube || !or_kube_synced(a->kube))
 		return cfg;
 	if (or_kube_merge(a->kube, cfg, &pending)) {
 		or_error("kubernetes: out of memory building the desired state", "file=%s",
@@ -151,8 +155,15 @@ static struct or_config *desired(struct or_agent *a, struct or_config *cfg)
 		return NULL;
 	}
 	a->kube_pending = pending;
-	if (pending && !ev_timer_active(&a->kube_settle))
-		ev_timer_start(a->loop, &a->kube_settle, OR_KUBE_PENDING_MS);
+	if (!pending) {
+		a->kube_pending_ms = OR_KUBE_PENDING_MS;
+	} else if (!ev_timer_active(&a->kube_settle)) {
+		/* Looked for again soon, then less often: 250 ms doubling to 5 s. */
+		ev_timer_start(a->loop, &a->kube_settle, a->kube_pending_ms);
+		a->kube_pending_ms = a->kube_pending_ms * 2 > OR_KUBE_PENDING_MAX_MS
+					     ? OR_KUBE_PENDING_MAX_MS
+					     : a->kube_pending_ms * 2;
+	}
 	return cfg;
 }
 
@@ -193,7 +204,13 @@ static void on_kube_change(struct ev_loop *loop, struct ev_io *io, unsigned int 
 {
 	struct or_agent *a = container_of(io, struct or_agent, kube_io);
 
-	if (or_kube_changed(a->kube) && !ev_timer_active(&a->kube_settle))
+	/*
+	 * Applied OR_KUBE_SETTLE_MS after the first change of a burst; sooner
+	 * than a pending pod's slower retry, and never pushed back by more.
+	 */
+	if (or_kube_changed(a->kube) &&
+	    (!ev_timer_active(&a->kube_settle) ||
+	     a->kube_settle.deadline_ms > ev_now_ms(loop) + OR_KUBE_SETTLE_MS))
 		ev_timer_start(loop, &a->kube_settle, OR_KUBE_SETTLE_MS);
 }
 
@@ -572,6 +589,7 @@ int or_agent_start(struct or_agent *a, const char *config_path)
 	ev_timer_init(&a->heartbeat, on_heartbeat);
 	ev_timer_init(&a->retry, on_retry);
 	ev_timer_init(&a->kube_settle, on_kube_settle);
+	a->kube_pending_ms = OR_KUBE_PENDING_MS;
 	ev_timer_start(a->loop, &a->heartbeat, OR_HEARTBEAT_MS);
 	err = apply(a, cfg); /* the file alone; the API's objects follow once listed */
 	cfg = NULL; /* apply took it */

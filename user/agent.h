@@ -35,6 +35,7 @@ struct or_agent {
 	struct ev_io kube_io;
 	struct ev_timer kube_settle;
 	size_t kube_pending;       /* pods waiting for their cgroup: rebuild again soon */
+	uint64_t kube_pending_ms;  /* ... after this long (backs off) */
 	bool kube_applied;         /* desired state from a synced store is in force */
 	uint64_t kube_applies;
 };

@@ -126,13 +126,15 @@ int or_enroll(struct or_bpf *b, const struct or_pod_cfg *pod, uint16_t port,
 		return -ENOMEM;
 	e->cgroup_fd = -1;
 	snprintf(e->name, sizeof(e->name), "%s/%s", pod->namespace, pod->name);
+	if (asprintf(&e->key, "%s/%s", pod->namespace, pod->name) < 0)
+		e->key = NULL;
 	e->netns_path = strdup(pod->netns);
 	e->cgroup_path = strdup(pod->cgroup);
 	e->ip = pod->ip;
 	e->ip6 = pod->ip6;
 	e->ns = strdup(pod->namespace);
 	e->sa = strdup(pod->service_account);
-	if (!e->netns_path || !e->cgroup_path || !e->ns || !e->sa)
+	if (!e->key || !e->netns_path || !e->cgroup_path || !e->ns || !e->sa)
 		goto fail_alloc;
 
 	step = "open netns";
@@ -218,6 +220,7 @@ fail_listeners:
 fail_alloc:
 	or_error("cannot enroll pod", "pod=%s step=\"%s\" err=\"%s\"", e->name, step,
 		 strerror(-err));
+	free(e->key);
 	free(e->netns_path);
 	free(e->cgroup_path);
 	free(e->ns);
@@ -239,6 +242,7 @@ void or_unenroll(struct or_bpf *b, struct or_enrolled *e)
 	}
 	or_bpf_pod_delete(b, e->pod->netns_cookie);
 	or_pod_rt_put(e->pod);
+	free(e->key);
 	free(e->netns_path);
 	free(e->cgroup_path);
 	free(e->ns);

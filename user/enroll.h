@@ -16,7 +16,8 @@
 #include "pod.h"
 
 struct or_enrolled {
-	char name[OR_NAME_LEN]; /* "namespace/name" */
+	char name[OR_NAME_LEN]; /* "namespace/name", cut to fit the maps */
+	char *key;              /* "namespace/name" whole: what the agent matches on */
 	char *netns_path;       /* as enrolled, to notice a changed config */
 	char *cgroup_path;
 	char *ns, *sa;          /* namespace and service account: the SVID's identity */

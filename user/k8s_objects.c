@@ -725,8 +725,8 @@ static int decode_service(struct dec *d, const struct json_object *root, struct 
 		ret = cluster_ip(d, path, json_object_get_string(e), &ip);
 		if (ret)
 			goto err;
-		/* The primary family is clusterIP's; the second family rides in ip6. */
-		if (ip.family == AF_INET6 && svc->cluster_ip.family == AF_INET &&
+		/* The primary family is clusterIP's; the other family rides in ip6. */
+		if (svc->cluster_ip.family && ip.family != svc->cluster_ip.family &&
 		    !svc->cluster_ip6.family)
 			svc->cluster_ip6 = ip;
 	}

@@ -55,7 +55,8 @@ struct or_k8s_service_port {
 struct or_k8s_service {
 	struct or_k8s_meta meta;
 	struct or_ip cluster_ip;  /* spec.clusterIP; family 0 for None/headless or absent */
-	struct or_ip cluster_ip6; /* from spec.clusterIPs, if dual stack */
+	struct or_ip cluster_ip6; /* dual stack: the other family's, from spec.clusterIPs
+				     (IPv4 when the primary is IPv6) */
 	struct or_k8s_service_port *ports;
 	size_t n_ports;
 	struct or_labels selector;

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -16,6 +17,8 @@
 #define KW_PAGE_LIMIT 500                /* items per list page */
 #define KW_MAX_BODY (256u << 20)         /* one list page */
 #define KW_MAX_LINE (16u << 20)          /* one watch event */
+#define KW_MAX_ERROR_BODY 65536u         /* a non-200 answer: enough for its Status */
+#define KW_KEEP_BUF (1u << 20)           /* a bigger buffer is freed after its request */
 #define KW_BACKOFF_MIN_MS 200
 #define KW_BACKOFF_MAX_MS 30000
 #define KW_WATCH_TIMEOUT_S 300           /* the server ends a watch after about this */
@@ -44,6 +47,7 @@ struct watcher {
 	size_t len, cap;
 	enum kw_abort abort;
 	unsigned int lines; /* events handled in this watch */
+	unsigned int seed;  /* rand_r: each agent and kind jitters differently */
 	char errtext[256];
 	struct or_kube_counters c; /* under k->lock */
 };
@@ -235,12 +239,12 @@ static void nap(struct or_kube *k, unsigned int ms)
 }
 
 /* Jittered exponential backoff: half the step, plus up to the other half. */
-static unsigned int backoff_next(unsigned int *step)
+static unsigned int backoff_next(struct watcher *w, unsigned int *step)
 {
 	unsigned int d = *step;
 
 	*step = d * 2 > KW_BACKOFF_MAX_MS ? KW_BACKOFF_MAX_MS : d * 2;
-	return d / 2 + (unsigned int)(rand() % (int)(d / 2 + 1));
+	return d / 2 + (unsigned int)rand_r(&w->seed) % (d / 2 + 1);
 }
 
 static int buf_add(struct watcher *w, const char *p, size_t n, size_t max)
@@ -346,7 +350,7 @@ static size_t on_data(char *p, size_t size, size_t nmemb, void *ctx)
 
 	/* Not a 200 (a Status body, or a proxy's page): keep it for the message. */
 	if (!w->watching || response_code(w) != 200) {
-		ret = buf_add(w, p, n, w->watching ? 65536 : KW_MAX_BODY);
+		ret = buf_add(w, p, n, response_code(w) != 200 ? KW_MAX_ERROR_BODY : KW_MAX_BODY);
 		if (ret) {
 			w->abort = ret == -ENOMEM ? KW_NOMEM : KW_TOO_BIG;
 			return 0;
@@ -411,7 +415,7 @@ static char *make_url(struct watcher *w, bool watch, const char *cont)
 			     "%s%s?%swatch=true&allowWatchBookmarks=true&resourceVersion=%s"
 			     "&timeoutSeconds=%d",
 			     k->creds.server, kinds[w->kind].path, sel, rv ? rv : "",
-			     KW_WATCH_TIMEOUT_S + rand() % KW_WATCH_TIMEOUT_S);
+			     KW_WATCH_TIMEOUT_S + (int)(rand_r(&w->seed) % KW_WATCH_TIMEOUT_S));
 	else
 		n = asprintf(&url, "%s%s?%slimit=%d%s%s", k->creds.server, kinds[w->kind].path,
 			     sel, KW_PAGE_LIMIT, c ? "&continue=" : "", c ? c : "");
@@ -501,6 +505,12 @@ static CURLcode request(struct watcher *w, const char *url, bool watch, long *co
 		if (msg->msg == CURLMSG_DONE && msg->easy_handle == w->easy)
 			res = msg->data.result;
 	*code = response_code(w);
+	if (watch && res == CURLE_OK && *code == 200 && w->abort == KW_OK && w->len) {
+		/* The stream ended inside an event: not a watch stream we understand. */
+		w->abort = KW_MALFORMED;
+		snprintf(w->errtext, sizeof(w->errtext), "stream ended inside an event (%zu bytes)",
+			 w->len);
+	}
 	curl_multi_remove_handle(w->multi, w->easy);
 	curl_easy_setopt(w->easy, CURLOPT_HTTPHEADER, NULL);
 	curl_slist_free_all(hdrs);
@@ -510,8 +520,11 @@ static CURLcode request(struct watcher *w, const char *url, bool watch, long *co
 /* Why a request failed, for the log: curl's reason or the Status message. */
 static void describe(struct watcher *w, CURLcode res, long code, char *out, size_t len)
 {
-	if (w->abort == KW_TOO_BIG)
-		snprintf(out, len, "response larger than %u bytes", w->watching ? KW_MAX_LINE : KW_MAX_BODY);
+	if (w->abort == KW_TOO_BIG && code != 200)
+		snprintf(out, len, "HTTP %ld with a body over %u bytes", code, KW_MAX_ERROR_BODY);
+	else if (w->abort == KW_TOO_BIG)
+		snprintf(out, len, "%s larger than %u bytes", w->watching ? "a watch event" : "a list page",
+			 w->watching ? KW_MAX_LINE : KW_MAX_BODY);
 	else if (w->abort == KW_NOMEM)
 		snprintf(out, len, "out of memory");
 	else if (w->abort == KW_MALFORMED || w->abort == KW_STATUS || w->abort == KW_GONE)
@@ -562,6 +575,15 @@ static int list_item(void *ctx, struct or_k8s_object *o)
 		return -ENOMEM;
 	s->v[s->n++] = h;
 	return 0;
+}
+
+static void buf_trim(struct watcher *w)
+{
+	if (w->cap > KW_KEEP_BUF) {
+		free(w->buf);
+		w->buf = NULL;
+		w->len = w->cap = 0;
+	}
 }
 
 /* Lists every page into a new store; on success it replaces the old one. */
@@ -622,6 +644,7 @@ static int do_list(struct watcher *w, char *why, size_t whylen)
 			break;
 	}
 	free(cont);
+	buf_trim(w);
 	if (ret) {
 		store_clear(&fresh);
 		free(rv);
@@ -682,7 +705,7 @@ static void *watcher_main(void *arg)
 			if (stopping(k))
 				break;
 			if (ret) {
-				unsigned int ms = backoff_next(&step);
+				unsigned int ms = backoff_next(w, &step);
 
 				count_failure(w, false);
 				or_warn("kubernetes: list failed; retrying", "kind=%s error=\"%s\" "
@@ -708,7 +731,7 @@ static void *watcher_main(void *arg)
 
 		url = make_url(w, true, NULL);
 		if (!url) {
-			nap(k, backoff_next(&step));
+			nap(k, backoff_next(w, &step));
 			continue;
 		}
 		pthread_mutex_lock(&k->lock);
@@ -730,23 +753,33 @@ static void *watcher_main(void *arg)
 		if (w->abort == KW_NOMEM) {
 			or_error("kubernetes: out of memory in a watch; relisting", "kind=%s", kind);
 			need_list = relist = true;
-			nap(k, backoff_next(&step));
+			nap(k, backoff_next(w, &step));
 			continue;
 		}
 		if (w->abort == KW_OK && res == CURLE_OK && code == 200) {
-			/* The server ended the watch (timeoutSeconds): watch again at once. */
-			or_debug("kubernetes: watch ended; resuming", "kind=%s resource_version=%s",
-				 kind, w->rv ? w->rv : "");
+			/* The server ended the watch (timeoutSeconds): watch again at once,
+			 * unless it ended with nothing in it (then something is off: wait). */
+			or_debug("kubernetes: watch ended; resuming", "kind=%s resource_version=%s "
+				 "events=%u", kind, w->rv ? w->rv : "", w->lines);
 			failures = 0;
+			if (!w->lines)
+				nap(k, backoff_next(w, &step));
 			continue;
 		}
 		describe(w, res, code, why, sizeof(why));
 		count_failure(w, w->abort == KW_MALFORMED);
+		buf_trim(w);
 		{
-			unsigned int ms = backoff_next(&step);
+			unsigned int ms = backoff_next(w, &step);
 
-			or_warn(w->abort == KW_MALFORMED ? "kubernetes: malformed watch event; "
-							   "watching again from the last good one"
+			/*
+			 * An event we cannot read would come back on every resume from
+			 * the same resourceVersion: relist instead (the list skips
+			 * what it cannot read, and counts it).
+			 */
+			if (w->abort == KW_MALFORMED || w->abort == KW_TOO_BIG)
+				need_list = relist = true;
+			or_warn(w->abort == KW_MALFORMED ? "kubernetes: malformed watch event; relisting"
 							 : "kubernetes: watch failed; reconnecting",
 				"kind=%s error=\"%s\" resource_version=%s attempt=%u retry_in_ms=%u",
 				kind, why, w->rv ? w->rv : "", ++failures, ms);
@@ -770,6 +803,8 @@ static int watcher_init(struct or_kube *k, struct watcher *w, enum or_k8s_kind k
 {
 	w->k = k;
 	w->kind = kind;
+	if (getrandom(&w->seed, sizeof(w->seed), 0) != sizeof(w->seed))
+		w->seed = (unsigned int)getpid() ^ (unsigned int)kind * 2654435761u;
 	w->easy = curl_easy_init();
 	w->multi = curl_multi_init();
 	if (!w->easy || !w->multi)

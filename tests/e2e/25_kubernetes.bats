@@ -32,6 +32,7 @@ UID_ECHO1=00000000-0000-4000-8000-000000000011
 UID_ECHO2=00000000-0000-4000-8000-000000000012
 UID_SHOP=00000000-0000-4000-8000-000000000021
 UID_LATE=00000000-0000-4000-8000-000000000031
+UID_LONG=00000000-0000-4000-8000-000000000041
 ENETUNREACH=101
 
 # Pods here live where the kubelet puts them, not in $OR_CG/NAME.
@@ -285,6 +286,28 @@ has_service() # VIP PORT
 	mkdir -p "$(pod_cgroup late)"
 	pod_spawn late /dev/null sleep 100000 >/dev/null
 	wait_until 2000 captured late
+}
+
+listener_inode() # POD: the inode of its 15001 listener (changes if re-enrolled)
+{
+	pod_exec "$1" ss -Hltne 'sport = :15001' | grep -o 'ino:[0-9]*' | head -n1
+}
+
+@test "a pod whose namespace/name is longer than the maps' name field is captured once, not churned" {
+	local long=checkout-with-a-rather-long-deployment-name-7d9c6b5f4-x2x8q ino
+	k8s_pod_add "$long" 10.244.1.41 systemd "$UID_LONG"
+	api_pod "$long" default "$UID_LONG" outrider.io/mode=enabled
+	wait_until 2000 captured "$long"
+	ino=$(listener_inode "$long")
+	[ -n "$ino" ]
+	# Other changes make the agent apply again; the pod must stay as it is.
+	api_pod client2 default "$UID_CLIENT2" app=client2 outrider.io/mode=enabled
+	wait_until 1000 captured client2
+	api_pod client2 default "$UID_CLIENT2" app=client2
+	wait_until 1000 released client2
+	[ "$(listener_inode "$long")" = "$ino" ]
+	kube_delete Pod default "$long"
+	wait_until 1000 bash -c "! ip netns exec $(pod_netns "$long") ss -Hltn 'sport = :15001' | grep -q ."
 }
 
 @test "dropped watch streams: the agent reconnects and misses no change" {
