@@ -5,7 +5,8 @@
 #   make deps       install the Debian packages the build, tests and demo need
 #   make test       unit + fuzz smoke + end-to-end tests (root, real kernel)
 #   make demo       a local "cluster" of netns pods, traffic through outrider
-#   make bench-quick  direct vs proxy mode vs kernel mode, side by side
+#   make bench      direct vs outrider (kernel, proxy, mTLS, sidecar) vs HAProxy sidecars (<15 min)
+#   make bench-quick  the same scenarios, shorter runs and fewer loads (<2 min)
 #   make vmlinux    regenerate vmlinux/vmlinux.h from the running kernel
 
 BUILD    ?= build
@@ -46,10 +47,10 @@ CTL_SRCS    := user/outriderctl.c $(COMMON_SRCS)
 AGENT_OBJS := $(patsubst user/%.c,$(BUILD)/obj/%.o,$(AGENT_SRCS))
 CTL_OBJS   := $(patsubst user/%.c,$(BUILD)/obj/%.o,$(CTL_SRCS))
 
-FIXTURES := $(BUILD)/upstream $(BUILD)/orclient
+FIXTURES := $(patsubst tests/fixtures/%.c,$(BUILD)/%,$(wildcard tests/fixtures/*.c))
 
 .SECONDARY:
-.PHONY: all deps test test-unit test-fuzz test-e2e demo bench-quick clean vmlinux fixtures
+.PHONY: all deps test test-unit test-fuzz test-e2e demo bench bench-quick clean vmlinux fixtures
 all: $(BUILD)/outriderd $(BUILD)/outriderctl
 
 $(BUILD) $(BUILD)/obj:
@@ -145,7 +146,14 @@ demo:
 	$(MAKE) all fixtures
 	./deploy/local/demo.sh
 
-bench-quick: all fixtures
+bench:
+	./tests/deps.sh
+	$(MAKE) all fixtures
+	./tests/bench/bench.sh full
+
+bench-quick:
+	./tests/deps.sh
+	$(MAKE) all fixtures
 	./tests/bench/bench.sh quick
 
 vmlinux:

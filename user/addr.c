@@ -77,3 +77,30 @@ socklen_t or_ip_sockaddr(const struct or_ip *ip, uint16_t port, struct sockaddr_
 	sin6->sin6_addr = ip->v6;
 	return sizeof(*sin6);
 }
+
+int or_ip_from_sockaddr(const struct sockaddr_storage *ss, struct or_ip *ip, uint16_t *port)
+{
+	memset(ip, 0, sizeof(*ip));
+	if (ss->ss_family == AF_INET) {
+		const struct sockaddr_in *sin = (const struct sockaddr_in *)ss;
+
+		ip->family = AF_INET;
+		ip->v4 = sin->sin_addr;
+		*port = ntohs(sin->sin_port);
+		return 0;
+	}
+	if (ss->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)ss;
+
+		*port = ntohs(sin6->sin6_port);
+		if (IN6_IS_ADDR_V4MAPPED(&sin6->sin6_addr)) {
+			ip->family = AF_INET;
+			memcpy(&ip->v4, &sin6->sin6_addr.s6_addr[12], 4);
+		} else {
+			ip->family = AF_INET6;
+			ip->v6 = sin6->sin6_addr;
+		}
+		return 0;
+	}
+	return -EAFNOSUPPORT;
+}

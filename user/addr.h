@@ -31,5 +31,10 @@ void or_ip_from_abi(int family, const uint32_t in[4], struct or_ip *out);
 
 /* A sockaddr for ip:port (port in host order); returns its length. */
 socklen_t or_ip_sockaddr(const struct or_ip *ip, uint16_t port, struct sockaddr_storage *ss);
+/*
+ * And back: ip and port (host order) of an AF_INET/AF_INET6 sockaddr; a
+ * v4-mapped IPv6 address comes back as IPv4. 0 or -EAFNOSUPPORT.
+ */
+int or_ip_from_sockaddr(const struct sockaddr_storage *ss, struct or_ip *ip, uint16_t *port);
 
 #endif

@@ -55,6 +55,27 @@ static bool is_enrolled(const struct or_agent *a, const struct or_pod_cfg *pod)
 	return false;
 }
 
+/* Whether the agent serves pod: its rule, or in sidecar mode the one pod. */
+static bool wants(const struct or_agent *a, const struct or_pod_cfg *pod)
+{
+	return a->sidecar ? pod_is(pod, a->sidecar) : or_pod_enrolled(a->cfg, pod);
+}
+
+/*
+ * The pod as this agent enrolls it: in sidecar mode it is the agent's own
+ * netns, and there is no cgroup to attach to (the file may name neither).
+ */
+static const struct or_pod_cfg *as_here(const struct or_agent *a, const struct or_pod_cfg *pod,
+					struct or_pod_cfg *buf)
+{
+	if (!a->sidecar)
+		return pod;
+	*buf = *pod;
+	buf->netns = (char *)"/proc/self/ns/net";
+	buf->cgroup = (char *)"";
+	return buf;
+}
+
 /* Makes the enrolled set match the config: release first, then capture. */
 static void reconcile_pods(struct or_agent *a)
 {
@@ -66,13 +87,15 @@ static void reconcile_pods(struct or_agent *a)
 		struct or_enrolled *e = *pp;
 		const struct or_pod_cfg *pod = find_pod(cfg, e->key);
 
-		if (pod && or_pod_enrolled(cfg, pod) && or_enrolled_same(e, pod)) {
+		struct or_pod_cfg here;
+
+		if (pod && wants(a, pod) && or_enrolled_same(e, as_here(a, pod, &here))) {
 			pp = &e->next;
 			continue;
 		}
 		*pp = e->next;
 		or_info("pod released", "pod=%s reason=%s", e->name,
-			!pod ? "removed" : or_pod_enrolled(cfg, pod) ? "changed" : "not selected");
+			!pod ? "removed" : wants(a, pod) ? "changed" : "not selected");
 		or_unenroll(&a->bpf, e);
 		a->n_enrolled--;
 	}
@@ -80,12 +103,13 @@ static void reconcile_pods(struct or_agent *a)
 	a->pods_pending = false;
 	for (size_t i = 0; i < cfg->n_pods; i++) {
 		const struct or_pod_cfg *pod = &cfg->pods[i];
+		struct or_pod_cfg here;
 		struct or_enrolled *e;
 		char ip[OR_IP_STRLEN];
 
-		if (!or_pod_enrolled(cfg, pod) || is_enrolled(a, pod))
+		if (!wants(a, pod) || is_enrolled(a, pod))
 			continue;
-		if (or_enroll(&a->bpf, pod, port, a->ca, cfg->svid_ttl_s, &e)) {
+		if (or_enroll(&a->bpf, as_here(a, pod, &here), port, a->ca, cfg->svid_ttl_s, &e)) {
 			a->pods_pending = true;
 			continue;
 		}
@@ -528,7 +552,7 @@ static int block_signals(sigset_t *set)
 	return -pthread_sigmask(SIG_BLOCK, set, NULL);
 }
 
-int or_agent_start(struct or_agent *a, const char *config_path)
+int or_agent_start(struct or_agent *a, const char *config_path, const char *sidecar)
 {
 	struct or_config *cfg = NULL;
 	unsigned int n_workers;
@@ -538,6 +562,7 @@ int or_agent_start(struct or_agent *a, const char *config_path)
 
 	memset(a, 0, sizeof(*a));
 	a->config_path = config_path;
+	a->sidecar = sidecar;
 	a->signal_fd = -1;
 	signal(SIGPIPE, SIG_IGN);
 
@@ -572,9 +597,19 @@ int or_agent_start(struct or_agent *a, const char *config_path)
 		goto fail_netns;
 	}
 	or_tls_ktls_available();
-	err = or_bpf_open(&a->bpf, cfg->pin_dir, OR_PORT_OUTBOUND);
-	if (err)
-		goto fail_netns;
+	if (sidecar) {
+		/* iptables captures; the pod's traffic never meets a BPF program of ours. */
+		a->bpf.origdst_fd = a->bpf.breakers_fd = a->bpf.stats_fd = -1;
+		or_proxy.sidecar = true;
+		if (geteuid() == 0)
+			or_warn("sidecar mode as root: run as uid 1337, the uid the iptables "
+				"rules let out uncaptured (deploy/sidecar/README.md)", "pod=%s",
+				sidecar);
+	} else {
+		err = or_bpf_open(&a->bpf, cfg->pin_dir, OR_PORT_OUTBOUND);
+		if (err)
+			goto fail_netns;
+	}
 	or_bpf_heartbeat(&a->bpf);
 	or_health_set_map(a->bpf.breakers_fd);
 
@@ -607,8 +642,12 @@ int or_agent_start(struct or_agent *a, const char *config_path)
 	if (err)
 		goto fail_kube;
 	a->ready = true;
-	or_info("ready", "node=%s pin_dir=%s workers=%u pid=%d", a->cfg->node, a->cfg->pin_dir,
-		or_workers_count(), getpid());
+	if (sidecar)
+		or_info("ready", "mode=sidecar pod=%s workers=%u pid=%d", sidecar,
+			or_workers_count(), getpid());
+	else
+		or_info("ready", "node=%s pin_dir=%s workers=%u pid=%d", a->cfg->node,
+			a->cfg->pin_dir, or_workers_count(), getpid());
 	return 0;
 
 fail_kube:

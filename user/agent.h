@@ -16,6 +16,7 @@
 
 struct or_agent {
 	const char *config_path;
+	const char *sidecar;   /* sidecar mode: the one pod served ("namespace/name"), else NULL */
 	struct or_config *cfg; /* the config in force */
 	struct or_bpf bpf;
 	struct or_enrolled *pods;
@@ -42,9 +43,11 @@ struct or_agent {
 
 /*
  * Loads the config, the BPF programs, starts the workers and enrolls pods.
- * Returns 0 or -errno; on failure everything started is stopped again.
+ * With sidecar ("namespace/name"), sidecar mode instead: no BPF, and the
+ * one pod is served from inside its netns (proxy.h). Returns 0 or -errno;
+ * on failure everything started is stopped again.
  */
-int or_agent_start(struct or_agent *a, const char *config_path);
+int or_agent_start(struct or_agent *a, const char *config_path, const char *sidecar);
 /* Runs until SIGTERM/SIGINT. SIGHUP reloads. Returns 0 or -errno. */
 int or_agent_run(struct or_agent *a);
 /* Unenrolls every pod, stops workers, removes pins. */

@@ -293,13 +293,16 @@ static int map_keys(int fd, size_t key_size, void **keys, size_t *n)
 
 int or_bpf_sync_routes(struct or_bpf *b, const struct or_routes *r)
 {
-	int sfd = bpf_map__fd(b->skel->maps.or_services);
-	int bfd = bpf_map__fd(b->skel->maps.or_backends);
 	struct svc_count *counts = NULL;
 	struct or_backend_key *bkeys = NULL;
 	struct or_svc_key *skeys = NULL;
 	size_t n_skeys, n_bkeys;
-	int err = -ENOMEM;
+	int err = -ENOMEM, sfd, bfd;
+
+	if (!b->skel)
+		return 0; /* sidecar mode: no kernel side */
+	sfd = bpf_map__fd(b->skel->maps.or_services);
+	bfd = bpf_map__fd(b->skel->maps.or_backends);
 
 	counts = calloc(r->n ? r->n : 1, sizeof(*counts));
 	if (!counts)
@@ -381,10 +384,13 @@ static int inbound_cmp(const void *a, const void *b)
 
 int or_bpf_sync_inbound(struct or_bpf *b, const struct or_inbound_want *want, size_t n)
 {
-	int fd = bpf_map__fd(b->skel->maps.or_inbound);
 	struct or_inbound_key *keys = NULL, *sorted = NULL;
 	size_t n_keys;
-	int err;
+	int err, fd;
+
+	if (!b->skel)
+		return 0; /* sidecar mode: no kernel side */
+	fd = bpf_map__fd(b->skel->maps.or_inbound);
 
 	for (size_t i = 0; i < n; i++)
 		if (bpf_map_update_elem(fd, &want[i].key, &want[i].val, BPF_ANY))
@@ -412,6 +418,9 @@ int or_bpf_tls_update(struct or_bpf *b, const struct or_tls_counters *c)
 {
 	__u32 key = 0;
 
+	if (!b->skel)
+		return 0; /* sidecar mode: no kernel side */
+
 	if (bpf_map_update_elem(bpf_map__fd(b->skel->maps.or_tls), &key, c, BPF_ANY))
 		return -errno;
 	return 0;
@@ -419,6 +428,8 @@ int or_bpf_tls_update(struct or_bpf *b, const struct or_tls_counters *c)
 
 int or_bpf_pod_update(struct or_bpf *b, uint64_t netns_cookie, const struct or_pod_val *val)
 {
+	if (!b->skel)
+		return 0; /* sidecar mode: no kernel side */
 	if (bpf_map_update_elem(bpf_map__fd(b->skel->maps.or_pods), &netns_cookie, val, BPF_ANY))
 		return -errno;
 	return 0;
@@ -426,6 +437,8 @@ int or_bpf_pod_update(struct or_bpf *b, uint64_t netns_cookie, const struct or_p
 
 int or_bpf_pod_delete(struct or_bpf *b, uint64_t netns_cookie)
 {
+	if (!b->skel)
+		return 0; /* sidecar mode: no kernel side */
 	if (bpf_map_delete_elem(bpf_map__fd(b->skel->maps.or_pods), &netns_cookie))
 		return -errno;
 	return 0;
@@ -443,11 +456,14 @@ int or_bpf_heartbeat(struct or_bpf *b)
 {
 	struct or_settings s = {
 		.abi_version = OR_ABI_VERSION,
-		.outbound_port = b->skel->rodata->outbound_port,
 		.agent_pid = getpid(),
 	};
 	struct timespec ts;
 	__u32 key = 0;
+
+	if (!b->skel)
+		return 0; /* sidecar mode: no kernel side */
+	s.outbound_port = b->skel->rodata->outbound_port;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	s.heartbeat_ns = (uint64_t)ts.tv_sec * 1000000000ull + ts.tv_nsec;

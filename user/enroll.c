@@ -9,6 +9,7 @@
 #include "enroll.h"
 #include "log.h"
 #include "netns.h"
+#include "proxy.h"
 #include "sock.h"
 #include "tls.h"
 #include "worker.h"
@@ -19,15 +20,18 @@
  * Creates the pod's listeners inside its netns; fds in lfd[] (outbound v4,
  * v6, tunnel v4, v6), -1 where absent. Only the outbound IPv4 one is a must.
  */
-static int make_listeners(int netns_fd, uint16_t port, const struct or_pod_cfg *pod, int lfd[4],
-			  uint64_t *cookie, const char *name)
+static int make_listeners(int netns_fd, uint16_t port, const struct or_pod_cfg *pod,
+			  int lfd[OR_ENROLL_LSN], uint64_t *cookie, const char *name)
 {
-	struct or_ip lo4, lo6;
+	struct or_ip lo4, lo6, any4, any6;
 	int err;
 
 	or_ip_parse("127.0.0.1", &lo4);
 	or_ip_parse("::1", &lo6);
-	lfd[0] = lfd[1] = lfd[2] = lfd[3] = -1;
+	or_ip_parse("0.0.0.0", &any4);
+	or_ip_parse("::", &any6);
+	for (int i = 0; i < OR_ENROLL_LSN; i++)
+		lfd[i] = -1;
 	err = or_netns_enter(netns_fd);
 	if (err)
 		return err;
@@ -61,10 +65,27 @@ static int make_listeners(int netns_fd, uint16_t port, const struct or_pod_cfg *
 			lfd[3] = -1;
 		}
 	}
+	if (or_proxy.sidecar) {
+		/* iptables REDIRECTs what comes in for the app here. */
+		lfd[4] = or_sock_listen(&any4, OR_PORT_INBOUND, OR_LISTEN_BACKLOG);
+		if (lfd[4] < 0) {
+			err = lfd[4];
+			lfd[4] = -1;
+			goto out;
+		}
+		if (pod->ip6.family) {
+			lfd[5] = or_sock_listen(&any6, OR_PORT_INBOUND, OR_LISTEN_BACKLOG);
+			if (lfd[5] < 0) {
+				or_warn("no IPv6 inbound listener in pod", "pod=%s err=\"%s\"", name,
+					strerror(-lfd[5]));
+				lfd[5] = -1;
+			}
+		}
+	}
 out:
 	or_netns_leave();
 	if (err) {
-		for (int i = 0; i < 4; i++) {
+		for (int i = 0; i < OR_ENROLL_LSN; i++) {
 			if (lfd[i] != -1)
 				close(lfd[i]);
 			lfd[i] = -1;
@@ -116,7 +137,7 @@ int or_enroll(struct or_bpf *b, const struct or_pod_cfg *pod, uint16_t port,
 	struct or_tls_id *tls;
 	struct or_enrolled *e;
 	uint64_t cookie = 0;
-	int netns_fd, lfd[4] = { -1, -1, -1, -1 };
+	int netns_fd = -1, lfd[OR_ENROLL_LSN] = { -1, -1, -1, -1, -1, -1 };
 	const char *step = "allocate";
 	int err = -ENOMEM;
 
@@ -138,21 +159,24 @@ int or_enroll(struct or_bpf *b, const struct or_pod_cfg *pod, uint16_t port,
 		goto fail_alloc;
 
 	step = "open netns";
-	netns_fd = or_netns_open(pod->netns);
-	if (netns_fd < 0) {
+	if (!or_proxy.sidecar) /* sidecar mode: the agent's own netns, fd -1 */
+		netns_fd = or_netns_open(pod->netns);
+	if (netns_fd < 0 && !or_proxy.sidecar) {
 		err = netns_fd;
 		goto fail_alloc;
 	}
 	step = "create listeners";
 	err = make_listeners(netns_fd, port, pod, lfd, &cookie, e->name);
 	if (err) {
-		close(netns_fd);
+		if (netns_fd != -1)
+			close(netns_fd);
 		goto fail_alloc;
 	}
 	err = -ENOMEM;
 	e->pod = or_pod_rt_new(e->name, netns_fd, cookie);
 	if (!e->pod) {
-		close(netns_fd);
+		if (netns_fd != -1)
+			close(netns_fd);
 		goto fail_listeners;
 	}
 	e->pod->ip = pod->ip;
@@ -164,16 +188,21 @@ int or_enroll(struct or_bpf *b, const struct or_pod_cfg *pod, uint16_t port,
 		goto fail_listeners;
 	}
 	or_pod_tls_set(e->pod, tls);
-	for (int i = 0; i < 4; i++) {
+	for (int i = 0; i < OR_ENROLL_LSN; i++) {
 		if (lfd[i] == -1)
 			continue;
 		e->lsn[i] = or_listener_new(lfd[i], i % 2 == 0 ? AF_INET : AF_INET6,
-					    i < 2 ? OR_LSN_OUTBOUND : OR_LSN_TUNNEL, e->pod);
+					    i < 2   ? OR_LSN_OUTBOUND
+					    : i < 4 ? OR_LSN_TUNNEL
+						    : OR_LSN_INBOUND,
+					    e->pod);
 		if (!e->lsn[i])
 			goto fail_listeners;
 		lfd[i] = -1;
 	}
 
+	if (or_proxy.sidecar)
+		goto accept; /* iptables captures; no programs, no maps */
 	step = "open cgroup";
 	e->cgroup_fd = open(pod->cgroup, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (e->cgroup_fd == -1) {
@@ -190,8 +219,9 @@ int or_enroll(struct or_bpf *b, const struct or_pod_cfg *pod, uint16_t port,
 	if (err)
 		goto fail_links;
 
+accept:
 	step = "start accepting";
-	for (int i = 0; i < 4; i++) {
+	for (int i = 0; i < OR_ENROLL_LSN; i++) {
 		if (!e->lsn[i])
 			continue;
 		err = or_workers_add_listener(e->lsn[i]);
@@ -202,16 +232,17 @@ int or_enroll(struct or_bpf *b, const struct or_pod_cfg *pod, uint16_t port,
 	return 0;
 
 fail_workers:
-	for (int i = 0; i < 4; i++)
+	for (int i = 0; i < OR_ENROLL_LSN; i++)
 		if (e->lsn[i])
 			or_workers_remove_listener(e->lsn[i]);
 	or_bpf_pod_delete(b, cookie);
 fail_links:
 	or_bpf_detach(&e->links);
 fail_cgroup:
-	close(e->cgroup_fd);
+	if (e->cgroup_fd != -1)
+		close(e->cgroup_fd);
 fail_listeners:
-	for (int i = 0; i < 4; i++) {
+	for (int i = 0; i < OR_ENROLL_LSN; i++) {
 		if (lfd[i] != -1)
 			close(lfd[i]);
 		or_listener_put(e->lsn[i]);
@@ -233,8 +264,9 @@ void or_unenroll(struct or_bpf *b, struct or_enrolled *e)
 {
 	/* Capture stops first, so nothing new is sent to listeners being closed. */
 	or_bpf_detach(&e->links);
-	close(e->cgroup_fd);
-	for (int i = 0; i < 4; i++) {
+	if (e->cgroup_fd != -1)
+		close(e->cgroup_fd);
+	for (int i = 0; i < OR_ENROLL_LSN; i++) {
 		if (!e->lsn[i])
 			continue;
 		or_workers_remove_listener(e->lsn[i]);

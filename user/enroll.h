@@ -15,6 +15,8 @@
 #include "config.h"
 #include "pod.h"
 
+#define OR_ENROLL_LSN 6
+
 struct or_enrolled {
 	char name[OR_NAME_LEN]; /* "namespace/name", cut to fit the maps */
 	char *key;              /* "namespace/name" whole: what the agent matches on */
@@ -23,7 +25,8 @@ struct or_enrolled {
 	char *ns, *sa;          /* namespace and service account: the SVID's identity */
 	struct or_ip ip, ip6;
 	struct or_pod_rt *pod;
-	struct or_listener *lsn[4]; /* outbound v4, v6; tunnel v4, v6 (each may be NULL) */
+	struct or_listener *lsn[OR_ENROLL_LSN]; /* outbound v4, v6; tunnel v4, v6; sidecar
+						  inbound v4, v6 (each may be NULL) */
 	int cgroup_fd;
 	struct or_pod_links links;
 	struct or_enrolled *next;
@@ -33,7 +36,9 @@ struct or_enrolled {
  * Enrolls pod: outbound listeners on `port`, tunnel listeners on its own
  * addresses :OR_PORT_TUNNEL, and an SVID minted from ca (valid ttl_s) for
  * its namespace and service account. On success *out is the new record.
- * Returns 0 or -errno.
+ * In sidecar mode (or_proxy.sidecar) the agent is already in the pod's
+ * netns: the same listeners plus inbound ones on *:OR_PORT_INBOUND, and no
+ * programs, cgroup or or_pods entry. Returns 0 or -errno.
  */
 int or_enroll(struct or_bpf *b, const struct or_pod_cfg *pod, uint16_t port,
 	      const struct or_ca *ca, uint32_t ttl_s, struct or_enrolled **out);

@@ -77,8 +77,12 @@ static void mirror(struct or_health *h)
 
 bool or_health_usable(struct or_health *h, uint64_t now_ms)
 {
+	enum or_breaker_state s;
+
+	if (!h)
+		return true; /* a route of one address (or_routes_single): no outlier state */
 	/* Unlocked read: a stale answer costs one more admit() that says no. */
-	enum or_breaker_state s = __atomic_load_n(&h->b.state, __ATOMIC_RELAXED);
+	s = __atomic_load_n(&h->b.state, __ATOMIC_RELAXED);
 
 	if (s == OR_BREAKER_CLOSED)
 		return true;
@@ -92,6 +96,9 @@ bool or_health_admit(struct or_health *h, uint64_t now_ms, bool *probe)
 	enum or_breaker_event ev = OR_BREAKER_NONE;
 	bool ok;
 
+	*probe = false;
+	if (!h)
+		return true;
 	pthread_mutex_lock(&h->lock);
 	ok = or_breaker_admit(&h->b, now_ms, probe, &ev);
 	if (ev != OR_BREAKER_NONE)
@@ -124,6 +131,9 @@ void or_health_report(struct or_route *rt, int idx, enum or_outcome outcome, uin
 	size_t ejected = 0;
 	bool had_failures;
 	const char *msg;
+
+	if (!h)
+		return;
 
 	/* Others' states read unlocked: the percentage is a bound, not a count. */
 	for (size_t i = 0; i < rt->n_eps; i++)

@@ -12,7 +12,11 @@ int or_netns_init(void);
 void or_netns_fini(void);
 /* Opens a netns file (/run/netns/X or /proc/PID/ns/net): fd or -errno. */
 int or_netns_open(const char *path);
-/* Switches the calling thread into netns_fd; or_netns_leave() comes back. */
+/*
+ * Switches the calling thread into netns_fd; or_netns_leave() comes back.
+ * netns_fd -1 means the agent's own netns (sidecar mode, where the agent
+ * already lives in its pod): both are then no-ops, needing no privilege.
+ */
 int or_netns_enter(int netns_fd);
 int or_netns_leave(void);
 

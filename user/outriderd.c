@@ -13,10 +13,13 @@
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: outriderd --config FILE [--log-level debug|info|warn|error] [--check]\n"
+		   "                 [--sidecar NAMESPACE/NAME]\n"
 		   "\n"
 		   "  --config FILE     agent configuration (YAML); SIGHUP reloads it\n"
 		   "  --log-level LVL   logfmt on stderr at this level and above (default info)\n"
-		   "  --check           validate FILE, print FILE:LINE: reason on error, exit\n");
+		   "  --check           validate FILE, print FILE:LINE: reason on error, exit\n"
+		   "  --sidecar POD     sidecar mode: run inside POD's netns as its proxy, traffic\n"
+		   "                    captured by iptables REDIRECT (deploy/sidecar); no BPF\n");
 }
 
 int main(int argc, char **argv)
@@ -25,10 +28,11 @@ int main(int argc, char **argv)
 		{ "config", required_argument, NULL, 'c' },
 		{ "log-level", required_argument, NULL, 'l' },
 		{ "check", no_argument, NULL, 'k' },
+		{ "sidecar", required_argument, NULL, 's' },
 		{ "help", no_argument, NULL, 'h' },
 		{},
 	};
-	const char *config = NULL;
+	const char *config = NULL, *sidecar = NULL;
 	struct or_agent agent;
 	bool check = false;
 	int opt, err;
@@ -46,6 +50,14 @@ int main(int argc, char **argv)
 			break;
 		case 'k':
 			check = true;
+			break;
+		case 's':
+			sidecar = optarg;
+			if (!strchr(sidecar, '/') || sidecar[0] == '/' || !strchr(sidecar, '/')[1]) {
+				fprintf(stderr, "outriderd: --sidecar wants NAMESPACE/NAME, not '%s'\n",
+					sidecar);
+				return 2;
+			}
 			break;
 		case 'h':
 			usage(stdout);
@@ -73,7 +85,7 @@ int main(int argc, char **argv)
 	}
 
 	libbpf_set_print(or_log_libbpf);
-	err = or_agent_start(&agent, config);
+	err = or_agent_start(&agent, config, sidecar);
 	if (err)
 		return 1;
 	err = or_agent_run(&agent);

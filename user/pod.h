@@ -30,6 +30,7 @@ struct or_pod_rt {
 enum or_listener_kind {
 	OR_LSN_OUTBOUND, /* 127.0.0.1/[::1]:15001: captured outbound connections */
 	OR_LSN_TUNNEL,   /* <pod ip>:15008: mTLS tunnels from other agents */
+	OR_LSN_INBOUND,  /* sidecar mode, 0.0.0.0:15006: redirected inbound plaintext */
 };
 
 /* A pod's in-pod listener (127.0.0.1:15001 or [::1]:15001). */

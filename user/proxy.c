@@ -394,6 +394,33 @@ static void start_try(struct or_conn *c)
 		connected(c);
 }
 
+/*
+ * From linux/netfilter_ipv4.h and linux/netfilter_ipv6/ip6_tables.h, which
+ * clash with glibc's netinet/in.h.
+ */
+#ifndef SO_ORIGINAL_DST
+#define SO_ORIGINAL_DST 80
+#endif
+#ifndef IP6T_SO_ORIGINAL_DST
+#define IP6T_SO_ORIGINAL_DST 80
+#endif
+
+/* Where iptables REDIRECT found the connection going (sidecar mode). */
+static int original_dst(int fd, int family, struct or_ip *ip, uint16_t *port)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	int ret;
+
+	if (family == AF_INET6)
+		ret = getsockopt(fd, SOL_IPV6, IP6T_SO_ORIGINAL_DST, &ss, &len);
+	else
+		ret = getsockopt(fd, SOL_IP, SO_ORIGINAL_DST, &ss, &len);
+	if (ret == -1)
+		return -errno;
+	return or_ip_from_sockaddr(&ss, ip, port);
+}
+
 static int lookup_origdst(struct or_listener *l, int fd, struct or_dst *dst)
 {
 	struct or_origdst_key key = {
@@ -402,6 +429,19 @@ static int lookup_origdst(struct or_listener *l, int fd, struct or_dst *dst)
 	};
 	int port = or_sock_peer_port(fd);
 
+	if (or_proxy.sidecar) {
+		struct or_ip ip;
+		uint16_t p;
+		int err = original_dst(fd, l->family, &ip, &p);
+
+		if (err)
+			return err;
+		memset(dst, 0, sizeof(*dst));
+		dst->family = ip.family == AF_INET ? OR_AF_INET : OR_AF_INET6;
+		or_ip_to_abi(&ip, dst->addr);
+		dst->port = p;
+		return 0;
+	}
 	if (port < 0)
 		return port;
 	key.port = port;
@@ -469,6 +509,14 @@ void or_proxy_accept(struct or_worker *w, struct or_listener *l, int fd)
 	or_ip_from_abi(dst.family == OR_AF_INET ? AF_INET : AF_INET6, dst.addr, &vip);
 	routes = or_routes_get();
 	route = routes ? or_routes_find(routes, &vip, dst.port) : NULL;
+	if (!route && or_proxy.sidecar) {
+		/* No service there: on to where the app was going (Istio's passthrough). */
+		or_routes_put(routes);
+		routes = NULL;
+		if (or_routes_single("passthrough", &vip, dst.port, &routes))
+			goto refuse;
+		route = &routes->v[0];
+	}
 	if (!route) {
 		or_proxy.stats.no_route++;
 		goto refuse;
@@ -488,6 +536,58 @@ void or_proxy_accept(struct or_worker *w, struct or_listener *l, int fd)
 
 refuse:
 	or_routes_put(routes);
+	atomic_fetch_sub(&or_proxy.active, 1);
+	or_sock_close_rst(fd);
+}
+
+/* The strictest mtls mode among the services whose endpoint ip:port is. */
+static enum or_mtls_mode inbound_mode(const struct or_routes *r, const struct or_ip *ip,
+				      uint16_t port)
+{
+	enum or_mtls_mode m = OR_MTLS_DISABLED;
+
+	for (size_t i = 0; r && i < r->n; i++)
+		for (size_t j = 0; j < r->v[i].n_eps; j++)
+			if (r->v[i].eps[j].port == port && or_ip_eq(&r->v[i].eps[j].ip, ip) &&
+			    r->v[i].mtls > m)
+				m = r->v[i].mtls;
+	return m;
+}
+
+void or_proxy_accept_inbound(struct or_worker *w, struct or_listener *l, int fd)
+{
+	struct or_routes *routes, *one = NULL;
+	struct or_ip dst, app;
+	enum or_mtls_mode mode;
+	uint16_t port;
+	int err;
+
+	or_proxy.stats.accepted++;
+	if (atomic_fetch_add(&or_proxy.active, 1) >= atomic_load(&or_proxy.max_connections)) {
+		or_proxy.stats.refused_limit++;
+		goto refuse;
+	}
+	err = original_dst(fd, l->family, &dst, &port);
+	if (err) {
+		or_proxy.stats.no_origdst++;
+		goto refuse;
+	}
+	routes = or_routes_get();
+	mode = inbound_mode(routes, &dst, port);
+	or_routes_put(routes);
+	if (mode == OR_MTLS_STRICT) {
+		or_debug("inbound plaintext refused", "pod=%s port=%u mtls=strict", l->pod->name,
+			 port);
+		goto refuse;
+	}
+	/* The app listens on the wildcard or loopback, as for the tunnel (tunnel_in.c). */
+	or_ip_parse(dst.family == AF_INET6 ? "::1" : "127.0.0.1", &app);
+	if (or_routes_single("inbound", &app, port, &one))
+		goto refuse;
+	l4_start(w, l, one, &one->v[0], fd);
+	return;
+
+refuse:
 	atomic_fetch_sub(&or_proxy.active, 1);
 	or_sock_close_rst(fd);
 }

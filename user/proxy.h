@@ -9,6 +9,7 @@
 #define OR_PROXY_H
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "bpf_state.h"
@@ -31,6 +32,12 @@ struct or_proxy_stats {
 /* Shared by every worker; set up by the agent before workers start. */
 struct or_proxy_ctx {
 	const struct or_bpf *bpf;
+	/*
+	 * Sidecar mode: the agent lives in its one pod's netns, iptables
+	 * REDIRECT captures (original destination from SO_ORIGINAL_DST), and
+	 * there is no kernel side. Set before workers start.
+	 */
+	bool sidecar;
 	_Atomic uint32_t max_connections;
 	_Atomic uint32_t active;
 	struct or_proxy_stats stats;
@@ -40,6 +47,12 @@ extern struct or_proxy_ctx or_proxy;
 
 /* Takes the accepted fd from listener l; owns it afterwards in every case. */
 void or_proxy_accept(struct or_worker *w, struct or_listener *l, int fd);
+/*
+ * Sidecar mode, :15006: a connection iptables redirected on its way into the
+ * pod goes to the app on loopback, at the port it was sent to (refused when
+ * a service that port backs is mtls strict: plaintext is not let in).
+ */
+void or_proxy_accept_inbound(struct or_worker *w, struct or_listener *l, int fd);
 /* Closes every connection of w (worker shutdown). */
 void or_proxy_close_all(struct or_worker *w);
 

@@ -297,6 +297,54 @@ fail:
 	return err;
 }
 
+int or_routes_single(const char *name, const struct or_ip *ip, uint16_t port,
+		     struct or_routes **out)
+{
+	static const uint32_t one = 1;
+	struct or_routes *r;
+	struct or_route *rt;
+
+	*out = NULL;
+	r = calloc(1, sizeof(*r));
+	if (!r)
+		return -ENOMEM;
+	atomic_init(&r->ref, 1);
+	r->v = calloc(1, sizeof(*r->v));
+	if (!r->v)
+		goto fail;
+	rt = &r->v[0];
+	r->n = 1;
+	rt->vip = *ip;
+	rt->port = port;
+	rt->mode = OR_SVC_PROXY;
+	rt->protocol = OR_PROTOCOL_TCP;
+	snprintf(rt->name, sizeof(rt->name), "%s", name);
+	or_policy_defaults(&rt->policy);
+	rt->connect_timeout_ms = rt->policy.connect_timeout_ms;
+	rt->mtls = OR_MTLS_DISABLED;
+	rt->eps = calloc(1, sizeof(*rt->eps));
+	if (!rt->eps)
+		goto fail;
+	rt->eps[0].ip = *ip;
+	rt->eps[0].port = port;
+	rt->eps[0].weight = 1;
+	rt->n_eps = 1;
+	if (or_lb_init(&rt->lb, OR_LB_ROUND_ROBIN, &one, 1))
+		goto fail;
+	or_budget_init(&rt->budget, rt->policy.retries.budget_percent,
+		       rt->policy.retries.budget_min_retries_per_s);
+	rt->metrics = or_metrics_service(rt->name);
+	if (!rt->metrics) {
+		or_budget_destroy(&rt->budget);
+		goto fail;
+	}
+	*out = r;
+	return 0;
+fail:
+	routes_free(r);
+	return -ENOMEM;
+}
+
 struct or_routes *or_routes_get(void)
 {
 	struct or_routes *r;

@@ -63,6 +63,15 @@ int or_routes_build(const struct or_config *cfg, struct or_routes **out);
 struct or_route *or_routes_find(const struct or_routes *r, const struct or_ip *vip,
 				      uint16_t port);
 
+/*
+ * A table of one route to one address, for connections no service claims
+ * (sidecar mode: inbound to the app on loopback, and outbound passthrough):
+ * L4, default policy, no outlier state, metrics under `name`. 0 or -ENOMEM;
+ * *out holds one reference and the route is (*out)->v[0]. Any thread.
+ */
+int or_routes_single(const char *name, const struct or_ip *ip, uint16_t port,
+		     struct or_routes **out);
+
 /* The table in force: get takes a reference, put drops one. */
 struct or_routes *or_routes_get(void);
 void or_routes_put(struct or_routes *r);

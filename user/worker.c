@@ -68,6 +68,8 @@ static void on_accept(struct ev_loop *loop, struct ev_io *io, unsigned int reven
 		}
 		if (reg->l->kind == OR_LSN_TUNNEL)
 			or_tunnel_accept(reg->w, reg->l, fd);
+		else if (reg->l->kind == OR_LSN_INBOUND)
+			or_proxy_accept_inbound(reg->w, reg->l, fd);
 		else
 			or_proxy_accept(reg->w, reg->l, fd);
 	}
