@@ -7,6 +7,7 @@
 
 #include "health.h"
 #include "identity.h"
+#include "log.h"
 #include "routes.h"
 
 static pthread_mutex_t current_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -266,8 +267,15 @@ int or_routes_build(const struct or_config *cfg, struct or_routes **out)
 			err = resolve_eps(cfg, svc, &svc->ports[j], rt);
 			if (err)
 				goto fail;
-			if (rt->n_eps > OR_MAX_BACKENDS)
-				rt->n_eps = OR_MAX_BACKENDS; /* the kernel's bound, kept everywhere */
+			if (rt->n_eps > OR_MAX_BACKENDS) {
+				/* The kernel's bound, kept everywhere; the rest get no traffic. */
+				or_warn("service has more endpoints than a service can hold; the "
+					"rest are left out", "service=%s port=%u endpoints=%zu kept=%d",
+					rt->name, rt->port, rt->n_eps, OR_MAX_BACKENDS);
+				for (size_t k = OR_MAX_BACKENDS; k < rt->n_eps; k++)
+					free(rt->eps[k].spiffe_id);
+				rt->n_eps = OR_MAX_BACKENDS;
+			}
 			weights = calloc(rt->n_eps ? rt->n_eps : 1, sizeof(*weights));
 			if (!weights) {
 				err = -ENOMEM;
