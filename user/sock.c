@@ -23,6 +23,12 @@ int or_sock_listen(const struct or_ip *ip, uint16_t port, int backlog)
 		return -errno;
 	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == -1)
 		goto fail;
+	/*
+	 * Accepted sockets inherit it: without, a TLS handshake's or a
+	 * CONNECT's small writes wait on Nagle and the peer's delayed ACK (40 ms).
+	 */
+	if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) == -1)
+		goto fail;
 	if (ip->family == AF_INET6 &&
 	    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) == -1)
 		goto fail;
