@@ -916,25 +916,15 @@ out:
 	return e;
 }
 
-/*
- * Trust first (chain, validity), then the contents, so a certificate from
- * outside the bundle is always CHAIN whatever else is wrong with it.
- */
-enum or_svid_err or_svid_verify(X509_STORE *bundle, X509 *leaf, STACK_OF(X509) *chain,
-				const char *trust_domain, time_t now, char *id, size_t id_len)
+/* The SVID rules on the leaf's contents; the caller has checked trust and time. */
+static enum or_svid_err check_contents(X509 *leaf, const char *trust_domain, char *id,
+				       size_t id_len)
 {
 	char uri[OR_SPIFFE_ID_MAX];
 	struct span td, ns, sa;
 	enum or_svid_err e;
 	uint32_t flags, ku;
 
-	if (id && id_len)
-		id[0] = '\0';
-	if (!leaf)
-		return OR_SVID_NO_CERT;
-	e = verify_chain(bundle, leaf, chain, now);
-	if (e != OR_SVID_OK)
-		return e;
 	e = leaf_uri(leaf, uri, sizeof(uri));
 	if (e != OR_SVID_OK)
 		return e;
@@ -962,4 +952,37 @@ enum or_svid_err or_svid_verify(X509_STORE *bundle, X509 *leaf, STACK_OF(X509) *
 		strcpy(id, uri);
 	}
 	return OR_SVID_OK;
+}
+
+/*
+ * Trust first (chain, validity), then the contents, so a certificate from
+ * outside the bundle is always CHAIN whatever else is wrong with it.
+ */
+enum or_svid_err or_svid_verify(X509_STORE *bundle, X509 *leaf, STACK_OF(X509) *chain,
+				const char *trust_domain, time_t now, char *id, size_t id_len)
+{
+	enum or_svid_err e;
+
+	if (id && id_len)
+		id[0] = '\0';
+	if (!leaf)
+		return OR_SVID_NO_CERT;
+	e = verify_chain(bundle, leaf, chain, now);
+	if (e != OR_SVID_OK)
+		return e;
+	return check_contents(leaf, trust_domain, id, id_len);
+}
+
+enum or_svid_err or_svid_recheck(X509 *leaf, const char *trust_domain, time_t now, char *id,
+				 size_t id_len)
+{
+	if (id && id_len)
+		id[0] = '\0';
+	if (!leaf)
+		return OR_SVID_NO_CERT;
+	if (X509_cmp_time(X509_get0_notAfter(leaf), &now) <= 0)
+		return OR_SVID_EXPIRED;
+	if (X509_cmp_time(X509_get0_notBefore(leaf), &now) > 0)
+		return OR_SVID_NOT_YET_VALID;
+	return check_contents(leaf, trust_domain, id, id_len);
 }

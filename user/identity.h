@@ -72,6 +72,14 @@ enum or_svid_err {
  */
 enum or_svid_err or_svid_verify(X509_STORE *bundle, X509 *leaf, STACK_OF(X509) *chain,
 				const char *trust_domain, time_t now, char *id, size_t id_len);
+/*
+ * The same for a leaf whose chain was verified before, in this process,
+ * against a bundle that has not changed since (the peer certificate a
+ * resumed TLS session carries: only this process can read its tickets).
+ * Validity at `now` and the SVID rules, without the signature work.
+ */
+enum or_svid_err or_svid_recheck(X509 *leaf, const char *trust_domain, time_t now, char *id,
+				 size_t id_len);
 /* Short names (also the metrics' and outriderctl's), "unknown" past the end. */
 static inline const char *or_svid_err_name(enum or_svid_err e)
 {
