@@ -35,7 +35,8 @@
 #
 # Environment: BENCH_SECONDS (per load), BENCH_RATE, BENCH_CONNS (16),
 # BENCH_SCENARIOS / BENCH_LOADS (space-separated subsets),
-# BENCH_SIDECAR_WORKERS (outrider sidecar workers, 1), BENCH_SCALE_TIMEOUT,
+# BENCH_SIDECAR_WORKERS (outrider sidecar workers, 1), BENCH_SIDECAR_LOG (their
+# --log-level, info), BENCH_SCALE_TIMEOUT,
 # BENCH_BUSY_PCT (see "other_cpu"), BENCH_RESULTS (where to copy the results;
 # empty: nowhere), BENCH_DEBUG=1 (CPU ticks and TIME-WAIT counts per load).
 #
@@ -308,7 +309,7 @@ sidecars_up()
 		sidecar_config "$cfg" "$pod" "${SC_ADMIN[$pod]}" "${SC_READY[$pod]}" || return 1
 		spawn_in "$pod" "$OR_STATE/logs/sidecar-$pod.log" \
 			setpriv --reuid 1337 --regid 1337 --clear-groups \
-			"$OR_BUILD/outriderd" --sidecar "default/$pod" --config "$cfg" --log-level info
+			"$OR_BUILD/outriderd" --sidecar "default/$pod" --config "$cfg" --log-level ${BENCH_SIDECAR_LOG:-info}
 		PROXY[$pod]=$SPAWNED
 	done
 	for pod in client server; do
