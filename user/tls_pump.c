@@ -19,6 +19,12 @@ int or_tls_pump_read(struct or_tls_pump *p)
 	p->read_wants = 0;
 	/* SSL may hold decrypted bytes epoll cannot see: read until it says wait. */
 	while (!p->tls_eof && room(&p->from_tls)) {
+		/*
+		 * SSL_get_error() reads this thread's error queue: one left by
+		 * another connection of this worker would turn a WANT_READ into a
+		 * fatal error here, and close a healthy tunnel.
+		 */
+		ERR_clear_error();
 		n = SSL_read(p->ssl, p->from_tls.buf + p->from_tls.off + p->from_tls.len,
 			     room(&p->from_tls));
 		if (n > 0) {
@@ -88,7 +94,10 @@ int or_tls_pump_run(struct or_tls_pump *p)
 	}
 	p->write_wants = 0;
 	while (p->to_tls.len) {
-		int w = SSL_write(p->ssl, p->to_tls.buf + p->to_tls.off, p->to_tls.len);
+		int w;
+
+		ERR_clear_error(); /* as before SSL_read */
+		w = SSL_write(p->ssl, p->to_tls.buf + p->to_tls.off, p->to_tls.len);
 
 		if (w > 0) {
 			p->to_tls.off += w;
@@ -105,7 +114,9 @@ int or_tls_pump_run(struct or_tls_pump *p)
 	if (!p->to_tls.len)
 		p->to_tls.off = 0;
 	if (p->plain_eof && !p->to_tls.len && !p->tls_shut) {
+		ERR_clear_error();
 		SSL_shutdown(p->ssl); /* close_notify: the peer's read side ends here */
+		ERR_clear_error(); /* its outcome is not looked at: leave no trace */
 		p->tls_shut = true;
 	}
 	return 0;

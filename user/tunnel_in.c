@@ -308,9 +308,11 @@ static void step(struct or_tconn *c)
 
 static void handshake(struct or_tconn *c)
 {
-	int r = SSL_accept(c->pump.ssl), e;
 	char buf[256];
+	int r, e;
 
+	ERR_clear_error(); /* SSL_get_error below reads this thread's queue */
+	r = SSL_accept(c->pump.ssl);
 	if (r == 1) {
 		atomic_fetch_add(&or_tls_stats.handshakes, 1);
 		if (SSL_session_reused(c->pump.ssl))

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include <openssl/err.h>
 #include <openssl/ssl.h>
 
 #include "log.h"
@@ -116,11 +117,13 @@ static void oc_update(struct or_oconn *c)
 
 static void handshake(struct or_oconn *c)
 {
-	int r = SSL_do_handshake(c->pump.ssl), e, n;
+	struct or_tunnel_target t;
 	const char *peer;
 	char buf[512];
-	struct or_tunnel_target t;
+	int r, e, n;
 
+	ERR_clear_error(); /* SSL_get_error below reads this thread's queue */
+	r = SSL_do_handshake(c->pump.ssl);
 	if (r != 1) {
 		e = SSL_get_error(c->pump.ssl, r);
 		if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {

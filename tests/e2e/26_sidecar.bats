@@ -37,7 +37,7 @@ pin_dir: $OR_PIN
 state_dir: $OR_STATE/sidecar-state
 admin_address: 127.0.0.1:$ADMIN_PORT
 ready_address: 127.0.0.1:$READY_PORT
-workers: 2
+workers: 1
 pods:
   - {name: client, namespace: default, labels: {app: client, outrider.io/mode: enabled}, ip: 10.244.1.2, service_account: client,
      netns: $(pod_netns_path client), cgroup: $(pod_cgroup client)}
@@ -143,6 +143,62 @@ sidecar_up()
 	run pod_exec outsider curl -sS --max-time 3 "http://10.244.1.3:8080/"
 	echo "$output"
 	[ "$status" -ne 0 ]
+	sidecar_config disabled
+	kill -HUP "$(cat "$OR_STATE/sidecar-client.pid")" "$(cat "$OR_STATE/sidecar-server.pid")"
+}
+
+# keepalive_twice BETWEEN...: two requests on one connection from the client
+# pod (bash /dev/tcp), with the command BETWEEN run in the middle; prints
+# both status lines.
+keepalive_twice()
+{
+	local between=$1
+	pod_exec client bash -c '
+		exec 3<>/dev/tcp/'"$VIP"'/80 || exit 1
+		one() {
+			local line len=0
+			printf "GET / HTTP/1.1\r\nHost: web\r\n\r\n" >&3
+			IFS= read -r -t 3 line <&3 || { echo "no status line"; return 1; }
+			echo "${line%$'"'"'\r'"'"'}"
+			while IFS= read -r -t 3 line <&3; do
+				line=${line%$'"'"'\r'"'"'}
+				[ -z "$line" ] && break
+				case "${line,,}" in content-length:*) len=${line#*: } ;; esac
+			done
+			[ "$len" -gt 0 ] && dd bs=1 count="$len" status=none <&3 >/dev/null
+			return 0
+		}
+		one && '"$between"' && one'
+}
+
+# broken_tunnels N: N tunnels to the server's sidecar, from a client with a
+# valid SVID, each cut (killed) without TLS close_notify mid-stream.
+broken_tunnels()
+{
+	local ca="$OR_STATE/sidecar-state/ca" cert="$OR_STATE/rogue" i pid
+	[ -f "$cert.crt" ] || cert_mint "$cert" "$ca" spiffe://cluster.local/ns/default/sa/rogue || return 1
+	for ((i = 0; i < $1; i++)); do
+		{ printf 'CONNECT 10.244.1.3:8080 HTTP/1.1\r\nHost: 10.244.1.3:8080\r\n\r\n'; sleep 3; } |
+			ip netns exec "$(pod_netns outsider)" openssl s_client -connect 10.244.1.3:15008 \
+				-cert "$cert.crt" -key "$cert.key" -quiet >/dev/null 2>&1 &
+		pid=$!
+		sleep 0.3
+		kill -KILL "$pid" 2>/dev/null
+		wait "$pid" 2>/dev/null
+	done
+	return 0
+}
+
+@test "sidecar mTLS: tunnels cut mid-stream do not break another on the same worker" {
+	sidecar_config strict
+	kill -HUP "$(cat "$OR_STATE/sidecar-client.pid")" "$(cat "$OR_STATE/sidecar-server.pid")"
+	sleep 0.3
+	# Between two requests on one connection, other tunnels to the server's
+	# sidecar end without close_notify, on the worker (there is one) that
+	# also serves the open tunnel; OpenSSL queues an error for each.
+	run keepalive_twice "$(declare -f broken_tunnels cert_mint pod_netns); OR_STATE=$OR_STATE OR_NS_PREFIX=$OR_NS_PREFIX broken_tunnels 3"
+	echo "$output"
+	[ "$(grep -c '^HTTP/1.1 200' <<<"$output")" -eq 2 ]
 	sidecar_config disabled
 	kill -HUP "$(cat "$OR_STATE/sidecar-client.pid")" "$(cat "$OR_STATE/sidecar-server.pid")"
 }
