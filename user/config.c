@@ -18,6 +18,8 @@
 #include <strings.h>
 #include <yaml.h>
 
+#include "yaml_node.h"
+
 #include "or_abi.h"
 #include "config.h"
 
@@ -53,24 +55,6 @@ struct cfg_ctx {
 	int ready_line;
 };
 
-static int node_line(const yaml_node_t *n)
-{
-	return (int)n->start_mark.line + 1;
-}
-
-static const char *node_kind(const yaml_node_t *n)
-{
-	switch (n->type) {
-	case YAML_SCALAR_NODE:
-		return "a scalar";
-	case YAML_SEQUENCE_NODE:
-		return "a list";
-	case YAML_MAPPING_NODE:
-		return "a mapping";
-	default:
-		return "nothing";
-	}
-}
 
 /*
  * User text echoed into an error: bounded and printable, because messages
@@ -681,7 +665,7 @@ static int alloc_items(struct cfg_ctx *c, const yaml_node_t *seq, size_t size, v
 
 /* ---- labels ------------------------------------------------------------ */
 
-static void labels_free(struct or_labels *l)
+void or_labels_free(struct or_labels *l)
 {
 	for (size_t i = 0; i < l->n; i++) {
 		free(l->v[i].key);
@@ -690,6 +674,25 @@ static void labels_free(struct or_labels *l)
 	free(l->v);
 	l->v = NULL;
 	l->n = 0;
+}
+
+int or_labels_copy(struct or_labels *dst, const struct or_labels *src)
+{
+	dst->v = NULL;
+	dst->n = 0;
+	if (!src->n)
+		return 0;
+	dst->v = calloc(src->n, sizeof(*dst->v));
+	if (!dst->v)
+		return -ENOMEM;
+	for (size_t i = 0; i < src->n; i++) {
+		dst->v[i].key = strdup(src->v[i].key);
+		dst->v[i].value = strdup(src->v[i].value);
+		dst->n++;
+		if (!dst->v[i].key || !dst->v[i].value)
+			return -ENOMEM; /* what was copied is dst's to free */
+	}
+	return 0;
 }
 
 /* A mapping of string -> string; a null value is the empty string. */
@@ -704,7 +707,7 @@ static int take_labels(struct cfg_ctx *c, const yaml_node_t *n, struct or_labels
 
 	if (n->type != YAML_MAPPING_NODE)
 		return fail(c, node_line(n), "expected a mapping of labels, got %s", node_kind(n));
-	labels_free(out);
+	or_labels_free(out);
 	len = (size_t)(n->data.mapping.pairs.top - n->data.mapping.pairs.start);
 	if (!len)
 		return 0;
@@ -2318,7 +2321,7 @@ void or_config_free(struct or_config *cfg)
 		return;
 	for (i = 0; i < cfg->n_namespaces; i++) {
 		free(cfg->namespaces[i].name);
-		labels_free(&cfg->namespaces[i].labels);
+		or_labels_free(&cfg->namespaces[i].labels);
 	}
 	free(cfg->namespaces);
 	for (i = 0; i < cfg->n_pods; i++) {
@@ -2327,7 +2330,7 @@ void or_config_free(struct or_config *cfg)
 		free(pod->name);
 		free(pod->namespace);
 		free(pod->node);
-		labels_free(&pod->labels);
+		or_labels_free(&pod->labels);
 		free(pod->netns);
 		free(pod->cgroup);
 		free(pod->service_account);
@@ -2339,7 +2342,7 @@ void or_config_free(struct or_config *cfg)
 		free(svc->name);
 		free(svc->namespace);
 		free(svc->ports);
-		labels_free(&svc->selector);
+		or_labels_free(&svc->selector);
 		for (j = 0; j < svc->n_endpoints; j++)
 			free(svc->endpoints[j].node);
 		free(svc->endpoints);

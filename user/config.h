@@ -209,6 +209,9 @@ void or_config_free(struct or_config *cfg);
 /* true when every selector label is present in `have` with the same value. */
 bool or_labels_match(const struct or_labels *have, const struct or_labels *selector);
 const char *or_labels_get(const struct or_labels *labels, const char *key);
+void or_labels_free(struct or_labels *labels);
+/* A deep copy into dst. 0, or -ENOMEM with what was copied left for or_labels_free. */
+int or_labels_copy(struct or_labels *dst, const struct or_labels *src);
 
 /*
  * Enrollment: the pod is on this node and either the pod carries the

@@ -165,36 +165,6 @@ static int grow(void **v, size_t n, size_t elem)
 	return 0;
 }
 
-static int labels_copy(struct or_labels *dst, const struct or_labels *src)
-{
-	dst->v = NULL;
-	dst->n = 0;
-	if (!src->n)
-		return 0;
-	dst->v = calloc(src->n, sizeof(*dst->v));
-	if (!dst->v)
-		return -ENOMEM;
-	for (size_t i = 0; i < src->n; i++) {
-		dst->v[i].key = strdup(src->v[i].key);
-		dst->v[i].value = strdup(src->v[i].value);
-		dst->n++;
-		if (!dst->v[i].key || !dst->v[i].value)
-			return -ENOMEM;
-	}
-	return 0;
-}
-
-static void labels_drop(struct or_labels *l)
-{
-	for (size_t i = 0; i < l->n; i++) {
-		free(l->v[i].key);
-		free(l->v[i].value);
-	}
-	free(l->v);
-	l->v = NULL;
-	l->n = 0;
-}
-
 static int merge_namespaces(struct or_kube *k, struct or_config *cfg)
 {
 	size_t n = or_kube_count(k, OR_K8S_NAMESPACE);
@@ -208,7 +178,7 @@ static int merge_namespaces(struct or_kube *k, struct or_config *cfg)
 				ns = &cfg->namespaces[j];
 		if (ns) {
 			/* The file's entry sets mtls; the labels are the API's. */
-			labels_drop(&ns->labels);
+			or_labels_free(&ns->labels);
 		} else {
 			if (grow((void **)&cfg->namespaces, cfg->n_namespaces, sizeof(*ns)))
 				return -ENOMEM;
@@ -218,7 +188,7 @@ static int merge_namespaces(struct or_kube *k, struct or_config *cfg)
 			if (!ns->name)
 				return -ENOMEM;
 		}
-		if (labels_copy(&ns->labels, &kns->meta.labels))
+		if (or_labels_copy(&ns->labels, &kns->meta.labels))
 			return -ENOMEM;
 	}
 	return 0;
@@ -239,7 +209,7 @@ static void pod_drop_last(struct or_config *cfg)
 	free(pod->name);
 	free(pod->namespace);
 	free(pod->node);
-	labels_drop(&pod->labels);
+	or_labels_free(&pod->labels);
 	free(pod->netns);
 	free(pod->cgroup);
 	free(pod->service_account);
@@ -271,7 +241,7 @@ static int merge_pods(struct or_kube *k, struct or_config *cfg, size_t *pending)
 		pod->ip = p->ip;
 		pod->ip6 = p->ip6;
 		if (!pod->name || !pod->namespace || !pod->node || !pod->service_account ||
-		    labels_copy(&pod->labels, &p->meta.labels))
+		    or_labels_copy(&pod->labels, &p->meta.labels))
 			return -ENOMEM;
 		if (!or_pod_enrolled(cfg, pod))
 			continue; /* known, for the services it backs; not captured */

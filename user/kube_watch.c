@@ -135,6 +135,22 @@ static void obj_destroy(struct or_k8s_object *o)
 	free(o);
 }
 
+/* Room for one more object. 0 or -ENOMEM. */
+static int store_room(struct store *s)
+{
+	size_t cap = s->cap ? s->cap * 2 : 64;
+	struct or_k8s_object **nv;
+
+	if (s->n < s->cap)
+		return 0;
+	nv = realloc(s->v, cap * sizeof(*nv));
+	if (!nv)
+		return -ENOMEM;
+	s->v = nv;
+	s->cap = cap;
+	return 0;
+}
+
 /* Takes o (a heap object) into the store, replacing one of the same name. */
 static int store_put(struct store *s, struct or_k8s_object *o)
 {
@@ -147,15 +163,8 @@ static int store_put(struct store *s, struct or_k8s_object *o)
 		s->v[i] = o;
 		return 0;
 	}
-	if (s->n == s->cap) {
-		size_t cap = s->cap ? s->cap * 2 : 64;
-		struct or_k8s_object **nv = realloc(s->v, cap * sizeof(*nv));
-
-		if (!nv)
-			return -ENOMEM;
-		s->v = nv;
-		s->cap = cap;
-	}
+	if (store_room(s))
+		return -ENOMEM;
 	memmove(&s->v[i + 1], &s->v[i], (s->n - i) * sizeof(*s->v));
 	s->v[i] = o;
 	s->n++;
@@ -561,15 +570,8 @@ static int list_item(void *ctx, struct or_k8s_object *o)
 	struct store *s = lc->s;
 	struct or_k8s_object *h;
 
-	if (s->n == s->cap) {
-		size_t cap = s->cap ? s->cap * 2 : 64;
-		struct or_k8s_object **nv = realloc(s->v, cap * sizeof(*nv));
-
-		if (!nv)
-			return -ENOMEM;
-		s->v = nv;
-		s->cap = cap;
-	}
+	if (store_room(s))
+		return -ENOMEM;
 	h = obj_take(o);
 	if (!h)
 		return -ENOMEM;

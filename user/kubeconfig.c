@@ -23,6 +23,8 @@
 #include <strings.h>
 #include <unistd.h>
 #include <yaml.h>
+
+#include "yaml_node.h"
 #include <openssl/evp.h>
 
 #include "kubeconfig.h"
@@ -204,24 +206,6 @@ static int abs_dir(const char *path, char **dir)
 
 /* ---- the YAML tree ---- */
 
-static int node_line(const yaml_node_t *n)
-{
-	return (int)n->start_mark.line + 1;
-}
-
-static const char *node_kind(const yaml_node_t *n)
-{
-	switch (n->type) {
-	case YAML_SCALAR_NODE:
-		return "a scalar";
-	case YAML_SEQUENCE_NODE:
-		return "a list";
-	case YAML_MAPPING_NODE:
-		return "a mapping";
-	default:
-		return "nothing";
-	}
-}
 
 /* Writes "FILE:LINE: msg" in the context's buffer, or "FILE: msg" when `at` is NULL. */
 __attribute__((format(printf, 4, 5))) static int kc_fail(const struct kc_ctx *c, int ret,
