@@ -35,9 +35,9 @@ BPF_DEPS  := $(wildcard bpf/lib/*.h) include/or_abi.h
 
 # Agent sources; config/lb/log/addr are shared with outriderctl, tests and fuzz.
 COMMON_SRCS := user/log.c user/config.c user/authz.c user/addr.c user/pinned.c
-AGENT_SRCS  := user/outriderd.c user/agent.c user/ev.c user/sock.c user/netns.c \
+AGENT_SRCS  := user/outriderd.c user/agent.c user/ev.c user/sock.c user/netns.c user/overload.c \
 	       user/lb.c user/proxy.c user/worker.c user/bpf_state.c user/routes.c \
-	       user/enroll.c user/pod.c user/health.c user/breaker.c user/budget.c \
+	       user/enroll.c user/handover.c user/pod.c user/health.c user/breaker.c user/budget.c \
 	       user/retry.c user/upstream.c user/http.c user/http_proxy.c user/metrics.c \
 	       user/admin.c user/identity.c user/tls.c user/tunnel_proto.c user/tunnel_in.c user/tunnel_out.c user/tls_pump.c \
 	       user/kubeconfig.c user/kube_watch.c user/kube_source.c user/k8s_objects.c user/cgroup_find.c \
@@ -88,8 +88,11 @@ $(BUILD)/unit/test_breaker: tests/unit/test_breaker.c $(BUILD)/obj/breaker.o $(B
 $(BUILD)/unit/test_budget: tests/unit/test_budget.c $(BUILD)/obj/budget.o
 $(BUILD)/unit/test_retry: tests/unit/test_retry.c $(BUILD)/obj/retry.o
 $(BUILD)/unit/test_metrics: tests/unit/test_metrics.c $(BUILD)/obj/metrics.o $(BUILD)/obj/admin.o \
-	$(BUILD)/obj/ev.o $(BUILD)/obj/sock.o $(BUILD)/obj/pinned.o $(BUILD)/obj/log.o $(BUILD)/obj/addr.o
+	$(BUILD)/obj/ev.o $(BUILD)/obj/sock.o $(BUILD)/obj/pinned.o $(BUILD)/obj/log.o $(BUILD)/obj/addr.o \
+	$(BUILD)/obj/overload.o
 $(BUILD)/unit/test_http: tests/unit/test_http.c $(BUILD)/obj/http.o
+$(BUILD)/unit/test_overload: tests/unit/test_overload.c $(BUILD)/obj/overload.o $(BUILD)/obj/metrics.o \
+	$(BUILD)/obj/pinned.o $(BUILD)/obj/log.o $(BUILD)/obj/addr.o
 $(BUILD)/unit/test_identity: tests/unit/test_identity.c $(BUILD)/obj/identity.o $(BUILD)/obj/log.o $(BUILD)/obj/addr.o
 $(BUILD)/unit/test_tunnel: tests/unit/test_tunnel.c $(BUILD)/obj/tunnel_proto.o $(BUILD)/obj/addr.o
 $(BUILD)/unit/test_authz: tests/unit/test_authz.c $(BUILD)/obj/authz.o
@@ -110,9 +113,10 @@ $(BUILD)/fuzz/fuzz_tunnel: tests/fuzz/fuzz_tunnel.c user/tunnel_proto.c user/add
 $(BUILD)/fuzz/fuzz_k8s: tests/fuzz/fuzz_k8s.c user/k8s_objects.c user/addr.c user/config.c \
 	user/authz.c user/log.c
 $(BUILD)/fuzz/fuzz_http: tests/fuzz/fuzz_http.c user/http.c
+$(BUILD)/fuzz/fuzz_handover: tests/fuzz/fuzz_handover.c user/handover.c user/ev.c user/log.c
 # fuzz_admin.c includes admin.c itself, to reach its static request handling.
 $(BUILD)/fuzz/fuzz_admin: tests/fuzz/fuzz_admin.c user/admin.c user/metrics.c user/pinned.c \
-	user/ev.c user/sock.c user/log.c user/addr.c
+	user/ev.c user/sock.c user/log.c user/addr.c user/overload.c
 	@mkdir -p $(dir $@)
 	$(CLANG) -g -O1 -fsanitize=fuzzer,address,undefined \
 		-fno-sanitize-recover=undefined -D_GNU_SOURCE -std=gnu11 \

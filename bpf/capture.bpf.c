@@ -44,6 +44,71 @@ static __always_inline int is_v4_mapped(const __u32 *a)
 }
 
 /*
+ * Whether the agent can take this connection: or_settings says it runs and
+ * beat recently, and its listener exists in this pod's netns. The listener
+ * is what makes a crash visible at once: the kernel closes it with the
+ * agent, and a take-over hands the same socket on, so it never goes away.
+ */
+static __always_inline int or_agent_up(void *ctx, int agent_v4, __u64 now)
+{
+	struct bpf_sock_tuple t = {};
+	const struct or_settings *s;
+	struct bpf_sock *sk;
+	__u32 zero = 0;
+
+	s = bpf_map_lookup_elem(&or_settings, &zero);
+	if (!s || (s->flags & OR_SETTINGS_F_STOPPED) ||
+	    now - s->heartbeat_ns > OR_HEARTBEAT_TIMEOUT_NS)
+		return 0;
+	if (agent_v4) {
+		t.ipv4.daddr = bpf_htonl(0x7f000001);
+		t.ipv4.dport = bpf_htons(outbound_port);
+		sk = bpf_sk_lookup_tcp(ctx, &t, sizeof(t.ipv4), BPF_F_CURRENT_NETNS, 0);
+	} else {
+		t.ipv6.daddr[3] = bpf_htonl(1);
+		t.ipv6.dport = bpf_htons(outbound_port);
+		sk = bpf_sk_lookup_tcp(ctx, &t, sizeof(t.ipv6), BPF_F_CURRENT_NETNS, 0);
+	}
+	if (!sk)
+		return 0;
+	bpf_sk_release(sk);
+	return 1;
+}
+
+/*
+ * No agent to redirect to: the pod's on_agent_down policy. fail-open sends
+ * the connection straight to an endpoint the kernel picks (as for a
+ * kernel-mode service), but never for a strict mTLS service, which would
+ * then be reached in plaintext. Returns like or_decide.
+ */
+static __always_inline int or_agent_down(void *ctx, const struct or_svc_key *key,
+					 const struct or_svc_val *svc, __u64 now, __u32 *new_addr,
+					 __u16 *new_port, int *rewritten)
+{
+	__u64 netns = bpf_get_netns_cookie(ctx);
+	const struct or_pod_val *pod;
+	struct or_backend_val be;
+
+	pod = bpf_map_lookup_elem(&or_pods, &netns);
+	if (!pod || !(pod->flags & OR_POD_F_FAIL_OPEN)) {
+		or_count(OR_REASON_AGENT_DOWN_REFUSED);
+		return -ECONNREFUSED;
+	}
+	if (svc->flags & OR_SVC_F_MTLS_STRICT) {
+		or_count(OR_REASON_AGENT_DOWN_STRICT);
+		return -ECONNREFUSED;
+	}
+	or_count(OR_REASON_AGENT_DOWN_FAIL_OPEN);
+	/* No usable endpoint: the VIP as dialled (kube-proxy may serve it). */
+	if (or_pick_backend(svc, now, &be) || be.family != key->family)
+		return 0;
+	__builtin_memcpy(new_addr, be.addr, 16);
+	*new_port = be.port;
+	*rewritten = 1;
+	return 0;
+}
+
+/*
  * Looks the destination up and decides. Returns 0 to let connect() go on
  * (to *new_addr / *new_port when *rewritten is set), or -errno to fail it.
  * key->family says how the destination is to be matched; the caller turns
@@ -85,6 +150,16 @@ static __always_inline int or_decide(void *ctx, const struct or_svc_key *key, __
 		if (svc->backend_count && !or_healthy_weight(svc, now)) {
 			or_count(OR_REASON_ALL_EJECTED);
 			return -ECONNREFUSED;
+		}
+		if (!or_agent_up(ctx, agent_v4, now)) {
+			int err = or_agent_down(ctx, key, svc, now, new_addr, new_port, rewritten);
+
+			if (err || !*rewritten)
+				return err;
+			/* Straight to an endpoint: remembered so getpeername shows the VIP. */
+			cookie = bpf_get_socket_cookie(ctx);
+			bpf_map_update_elem(&or_cookie_dst, &cookie, &dst, BPF_ANY);
+			return 0;
 		}
 		dst.flags = OR_DST_F_VIA_AGENT | (agent_v4 ? OR_DST_F_AGENT_V4 : 0);
 		new_addr[0] = 0;

@@ -24,7 +24,9 @@
  * writes it into or_settings; a later agent that finds pinned maps with
  * another version knows they are not its own layout.
  */
-#define OR_ABI_VERSION 3 /* 2: or_breakers; 3: or_inbound, or_tls, SVIDs in or_pods */
+#define OR_ABI_VERSION 4 /* 2: or_breakers; 3: or_inbound, or_tls, SVIDs in or_pods;
+			  * 4: agent-down policy (flags in or_services, or_pods, or_settings),
+			  *    or_stats sized OR_STATS_SLOTS */
 
 /* Istio's port numbers, so operators feel at home. */
 #define OR_PORT_OUTBOUND 15001 /* in pod netns: captured outbound traffic */
@@ -67,8 +69,22 @@ enum or_reason {
 	OR_REASON_SKIPPED_EJECTED,    /* kernel LB passed over an ejected backend */
 	OR_REASON_INBOUND_REFUSED,    /* plaintext to a strict mTLS pod port: refused */
 	OR_REASON_INBOUND_PLAINTEXT,  /* plaintext to a permissive pod port: let through */
+	OR_REASON_AGENT_DOWN_REFUSED, /* no agent, fail-closed pod: connect() refused at once */
+	OR_REASON_AGENT_DOWN_FAIL_OPEN, /* no agent, fail-open pod: sent straight to an endpoint */
+	OR_REASON_AGENT_DOWN_STRICT,  /* no agent, fail-open pod, strict mTLS service: refused */
 	OR_REASON_MAX,
 };
+
+/* or_stats has room for reasons added later without a new map layout. */
+#define OR_STATS_SLOTS 32
+_Static_assert(OR_REASON_MAX <= OR_STATS_SLOTS, "or_stats slots");
+
+/*
+ * Agent down: the agent's in-pod listener is gone (it exited or was
+ * killed), or or_settings says it stopped, or its heartbeat is older than
+ * this. Then a captured connect() follows the pod's on_agent_down policy.
+ */
+#define OR_HEARTBEAT_TIMEOUT_NS (5ull * 1000000000ull)
 
 /*
  * or_services: VIP:port:proto of a mesh service.
@@ -85,13 +101,15 @@ _Static_assert(sizeof(struct or_svc_key) == 20, "or_svc_key layout");
 struct or_svc_val {
 	__u32 svc_id;        /* key into or_backends, stable across reloads */
 	__u8 mode;           /* enum or_svc_mode */
-	__u8 flags;          /* reserved for policy flags, 0 today */
+	__u8 flags;          /* OR_SVC_F_* */
 	__u16 backend_count; /* valid slots in or_backends, <= OR_MAX_BACKENDS */
 	__u32 total_weight;  /* sum of the backends' weights (kernel LB) */
 	__u32 pad;
 	char name[OR_NAME_LEN]; /* "namespace/name", for people reading dumps */
 };
 _Static_assert(sizeof(struct or_svc_val) == 64, "or_svc_val layout");
+
+#define OR_SVC_F_MTLS_STRICT 0x1 /* strict mTLS: never failed open to plaintext */
 
 /*
  * or_backends: the endpoints of a service, slots 0..backend_count-1.
@@ -155,7 +173,7 @@ struct or_pod_val {
 	__u32 addr[4];  /* pod IPv4 address, network byte order */
 	__u32 addr6[4]; /* pod IPv6 address or all zero */
 	__u32 identity; /* index of the pod's identity (service account) */
-	__u32 flags;    /* reserved, 0 */
+	__u32 flags;    /* OR_POD_F_* */
 	char name[OR_NAME_LEN]; /* "namespace/name" */
 	__u64 svid_not_before; /* the pod's current SVID, Unix seconds; 0 = none */
 	__u64 svid_not_after;  /* Unix seconds */
@@ -163,6 +181,8 @@ struct or_pod_val {
 	char spiffe_id[OR_ID_LEN]; /* spiffe://<trust domain>/ns/<ns>/sa/<sa> */
 };
 _Static_assert(sizeof(struct or_pod_val) == 272, "or_pod_val layout");
+
+#define OR_POD_F_FAIL_OPEN 0x1 /* on_agent_down: fail-open (else fail-closed) */
 
 /*
  * or_inbound: the app ports of enrolled pods, and what plaintext arriving
@@ -248,10 +268,13 @@ struct or_settings {
 	__u16 pad;
 	__u64 heartbeat_ns; /* CLOCK_MONOTONIC (bpf_ktime_get_ns) of the last beat */
 	__u32 agent_pid;    /* pid of the agent that owns the pins */
-	__u32 flags;        /* reserved, 0 */
+	__u32 flags;        /* OR_SETTINGS_F_* */
 };
 _Static_assert(sizeof(struct or_settings) == 24, "or_settings layout");
 
-/* or_stats: PERCPU_ARRAY, key enum or_reason, value __u64 count. */
+/* The agent stopped with no successor: agent down at once, no heartbeat wait. */
+#define OR_SETTINGS_F_STOPPED 0x1
+
+/* or_stats: PERCPU_ARRAY of OR_STATS_SLOTS, key enum or_reason, value __u64 count. */
 
 #endif /* OR_ABI_H */

@@ -12,6 +12,7 @@ PACKAGES=(
 	gnuplot-nox
 	make gcc libc6-dev pkg-config python3 python3-yaml
 	openssl tcpdump # the mTLS tests: s_client, minting test SVIDs, captures
+	nftables # the fault tests: packets dropped inside a pod's netns
 	iptables haproxy # sidecar mode (iptables REDIRECT) and the reference sidecar in the benchmark
 )
 

@@ -108,6 +108,7 @@ run_fuzz()
 				[ -e "$art" ] || continue
 				cp "$art" "$BUILD/fuzz/artifacts/$name-$(basename "$art")"
 				echo "kept $BUILD/fuzz/artifacts/$name-$(basename "$art")"
+				echo "once fixed, keep it as a regression seed: cp '$BUILD/fuzz/artifacts/$name-$(basename "$art")' $corpus/"
 			done
 			count_fail 1 "fuzz/$name: exit $rc"
 			echo "FAIL $name: exit $rc"

@@ -586,7 +586,13 @@ static int listen_on(struct or_admin *a, struct admin_listener *l, const struct 
 	l->a = a;
 	l->metrics = metrics;
 	ev_timer_init(&l->backoff, on_backoff);
-	fd = or_sock_listen(ip, port, ADMIN_BACKLOG);
+	fd = a->hooks.inherited_fd ? a->hooks.inherited_fd(a->hooks.ctx, metrics) : -1;
+	if (fd >= 0 && or_sock_is_listener(fd, ip, port)) {
+		close(fd); /* bound elsewhere: the config changed between the agents */
+		fd = -1;
+	}
+	if (fd < 0)
+		fd = or_sock_listen(ip, port, ADMIN_BACKLOG);
 	if (fd < 0) {
 		or_error("admin: cannot listen", "address=%s port=%u err=\"%s\"",
 			 or_ip_str(ip, buf, sizeof(buf)), port, strerror(-fd));
@@ -649,6 +655,16 @@ err_unlisten:
 err_free:
 	free(a);
 	return err;
+}
+
+int or_admin_listener_fd(const struct or_admin *a, bool metrics)
+{
+	const struct admin_listener *l;
+
+	if (!a)
+		return -1;
+	l = &a->lis[metrics ? 0 : 1];
+	return l->added ? l->io.fd : -1;
 }
 
 void or_admin_stop(struct or_admin *a)

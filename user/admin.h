@@ -24,6 +24,12 @@ struct or_admin_hooks {
 	bool (*ready)(void *ctx);
 	/* fills the node-wide part of /metrics. */
 	void (*node_metrics)(void *ctx, struct or_metrics_node *out);
+	/*
+	 * Optional: a listener a previous agent handed over for the metrics
+	 * (true) or ready address, or -1 to bind one. Used when it is bound
+	 * to the configured address; owned by the admin afterwards.
+	 */
+	int (*inherited_fd)(void *ctx, bool metrics);
 	void *ctx;
 };
 
@@ -34,6 +40,8 @@ struct or_admin_hooks {
 int or_admin_start(struct ev_loop *loop, const struct or_ip *admin_ip, uint16_t admin_port,
 		   const struct or_ip *ready_ip, uint16_t ready_port,
 		   const struct or_admin_hooks *hooks, struct or_admin **out);
+/* The listening socket of the metrics (true) or ready address, or -1; stays a's. */
+int or_admin_listener_fd(const struct or_admin *a, bool metrics);
 /*
  * Stops listening and closes every client. The memory is freed through
  * ev_defer(): a caller whose loop has stopped runs ev_run_deferred() after.

@@ -23,6 +23,9 @@
 #include "worker.h"
 
 #define OR_HEARTBEAT_MS 1000
+#define OR_DRAIN_POLL_MS 50
+#define OR_HO_TIMEOUT_MS 3000 /* a predecessor that does not answer by then is hung */
+#define OR_HO_PENDING_MAX_MS 10000 /* a pod still not enrolled after this does not hold READY */
 
 static void sync_inbound(struct or_agent *a);
 #define OR_RETRY_MS 2000
@@ -76,13 +79,105 @@ static const struct or_pod_cfg *as_here(const struct or_agent *a, const struct o
 	return buf;
 }
 
+/* The pod's namespace says fail-open (only allowed where mTLS is not strict). */
+static bool pod_fail_open(const struct or_config *cfg, const struct or_pod_cfg *pod)
+{
+	const struct or_ns_cfg *ns = or_config_namespace(cfg, pod->namespace);
+
+	return ns && ns->on_agent_down == OR_AGENT_DOWN_FAIL_OPEN;
+}
+
+/*
+ * Whether cfg is the whole desired state: with `kubernetes:`, only once the
+ * API's objects are in it. Until then nothing a previous agent left is
+ * removed, and a predecessor is not told to stop.
+ */
+static bool state_complete(const struct or_agent *a)
+{
+	return !a->cfg->kubernetes || (a->kube && or_kube_synced(a->kube));
+}
+
+static void ho_serve(struct or_agent *a);
+
+/*
+ * The desired state is in force: a predecessor may go once every pod is
+ * served (or after OR_HO_PENDING_MAX_MS, not to wait on a pod that never
+ * comes), and what a previous agent left for pods nobody wants goes.
+ * Only once this agent is ready: until then a failed start leaves the
+ * predecessor in charge.
+ */
+static void settle(struct or_agent *a)
+{
+	const char **names;
+	char (*buf)[OR_NAME_LEN];
+	size_t n = 0;
+
+	if (!a->ready || !state_complete(a) || or_ho_handing(a->ho_srv))
+		return;
+	if (a->ho_active && (!a->pods_pending || ev_now_ms(a->loop) >= a->ho_deadline_ms)) {
+		size_t unused = or_ho_client_done(&a->ho);
+
+		a->ho_active = false;
+		or_info("take-over complete: the previous agent stops accepting and drains",
+			"unused_sockets=%zu pods_pending=%s", unused, a->pods_pending ? "yes" : "no");
+	}
+	ho_serve(a);
+	names = calloc(a->cfg->n_pods + 1, sizeof(*names));
+	buf = calloc(a->cfg->n_pods + 1, sizeof(*buf));
+	if (names && buf) {
+		/* As or_enrolled.name: "namespace/name" cut to the maps' size. */
+		for (size_t i = 0; i < a->cfg->n_pods; i++) {
+			const struct or_pod_cfg *pod = &a->cfg->pods[i];
+
+			if (!wants(a, pod))
+				continue;
+			snprintf(buf[n], sizeof(buf[n]), "%s/%s", pod->namespace, pod->name);
+			names[n] = buf[n];
+			n++;
+		}
+		or_bpf_sweep(&a->bpf, names, n);
+	}
+	free(names);
+	free(buf);
+}
+
+/*
+ * The CA's files still hold the CA this agent signs with (or_ca_check).
+ * Logged when that changes, not every time it is asked.
+ */
+static bool ca_usable(struct or_agent *a)
+{
+	char err[512];
+	int ret;
+
+	if (!a->ca)
+		return false;
+	ret = or_ca_check(a->ca, err, sizeof(err));
+	if (ret && !a->ca_down)
+		or_error("CA unavailable: no SVID is minted or renewed; each pod's current one "
+			 "serves until it expires", "error=\"%s\"", err);
+	else if (!ret && a->ca_down)
+		or_info("CA available again: SVIDs are minted and renewed", "cert=%s",
+			a->ca->cert_path);
+	a->ca_down = ret != 0;
+	return !ret;
+}
+
 /* Makes the enrolled set match the config: release first, then capture. */
 static void reconcile_pods(struct or_agent *a)
 {
 	const struct or_config *cfg = a->cfg;
 	struct or_enrolled **pp = &a->pods;
-	uint16_t port = OR_PORT_OUTBOUND;
+	struct or_enroll_opts opts = {
+		.port = OR_PORT_OUTBOUND,
+		.ca = a->ca,
+		.ttl_s = cfg->svid_ttl_s,
+		.ho = a->ho_active ? &a->ho : NULL,
+	};
 
+	/* A successor holds our sockets: pods and pins are its to change now. */
+	if (a->draining || or_ho_handing(a->ho_srv))
+		return;
 	while (*pp) {
 		struct or_enrolled *e = *pp;
 		const struct or_pod_cfg *pod = find_pod(cfg, e->key);
@@ -90,6 +185,8 @@ static void reconcile_pods(struct or_agent *a)
 		struct or_pod_cfg here;
 
 		if (pod && wants(a, pod) && or_enrolled_same(e, as_here(a, pod, &here))) {
+			if (or_enrolled_set_fail_open(&a->bpf, e, pod_fail_open(cfg, pod)))
+				or_error("cannot write or_pods", "pod=%s", e->name);
 			pp = &e->next;
 			continue;
 		}
@@ -109,20 +206,29 @@ static void reconcile_pods(struct or_agent *a)
 
 		if (!wants(a, pod) || is_enrolled(a, pod))
 			continue;
-		if (or_enroll(&a->bpf, as_here(a, pod, &here), port, a->ca, cfg->svid_ttl_s, &e)) {
+		/* No identity to give it: it waits (retried) rather than go without. */
+		if (a->ca && !ca_usable(a)) {
+			a->pods_pending = true;
+			continue;
+		}
+		opts.fail_open = pod_fail_open(cfg, pod);
+		if (or_enroll(&a->bpf, as_here(a, pod, &here), &opts, &e)) {
 			a->pods_pending = true;
 			continue;
 		}
 		e->next = a->pods;
 		a->pods = e;
 		a->n_enrolled++;
-		or_info("pod captured", "pod=%s ip=%s netns_cookie=%llu", e->name,
+		or_info("pod captured", "pod=%s ip=%s netns_cookie=%llu on_agent_down=%s "
+			"listeners_taken_over=%u links_adopted=%u", e->name,
 			or_ip_str(&pod->ip, ip, sizeof(ip)),
-			(unsigned long long)e->pod->netns_cookie);
+			(unsigned long long)e->pod->netns_cookie,
+			e->fail_open ? "fail-open" : "fail-closed", e->n_inherited, e->n_adopted);
 	}
 	if (a->pods_pending && !ev_timer_active(&a->retry))
 		ev_timer_start(a->loop, &a->retry, OR_RETRY_MS);
 	sync_inbound(a);
+	settle(a);
 }
 
 /* Puts cfg in force (taking it over): routes, maps, then pods. */
@@ -131,12 +237,19 @@ static int apply(struct or_agent *a, struct or_config *cfg)
 	struct or_routes *routes;
 	int err;
 
+	/*
+	 * With `kubernetes:` and the API not listed yet, cfg lacks the API's
+	 * services: entries a previous agent wrote for them stay until it has
+	 * them. While a successor holds our sockets the maps are its own.
+	 */
+	bool complete = !cfg->kubernetes || (a->kube && or_kube_synced(a->kube));
+
 	err = or_routes_build(cfg, &routes);
 	if (err) {
 		or_config_free(cfg);
 		return err;
 	}
-	err = or_bpf_sync_routes(&a->bpf, routes);
+	err = or_ho_handing(a->ho_srv) ? 0 : or_bpf_sync_routes(&a->bpf, routes, complete);
 	if (err) {
 		or_error("cannot write service maps", "err=\"%s\"", strerror(-err));
 		or_routes_put(routes);
@@ -149,6 +262,8 @@ static int apply(struct or_agent *a, struct or_config *cfg)
 	or_health_sync(routes);
 	or_routes_put(routes);
 	atomic_store(&or_proxy.max_connections, cfg->max_connections);
+	atomic_store(&or_proxy.header_timeout_ms, cfg->header_timeout_ms);
+	atomic_store(&or_proxy.buffer_bytes, cfg->buffer_bytes);
 	or_config_free(a->cfg);
 	a->cfg = cfg;
 	reconcile_pods(a);
@@ -318,6 +433,95 @@ static void reload(struct or_agent *a)
 		a->reloads_ok++;
 }
 
+/* Worker 0, every OR_HEARTBEAT_MS: or_settings says the agent is alive. */
+static void beat(void *ctx)
+{
+	struct or_agent *a = ctx;
+
+	pthread_mutex_lock(&a->beat_lock);
+	if (a->beating)
+		or_bpf_heartbeat(&a->bpf, false);
+	pthread_mutex_unlock(&a->beat_lock);
+}
+
+/*
+ * No more beats; with stopped, or_settings says so at once (no successor).
+ * Under the lock, so no beat in flight overwrites it.
+ */
+static void stop_beating(struct or_agent *a, bool stopped)
+{
+	pthread_mutex_lock(&a->beat_lock);
+	if (a->beating && stopped)
+		or_bpf_heartbeat(&a->bpf, true);
+	a->beating = false;
+	pthread_mutex_unlock(&a->beat_lock);
+}
+
+static void on_drain(struct ev_loop *loop, struct ev_timer *t)
+{
+	struct or_agent *a = container_of(t, struct or_agent, drain);
+	uint32_t left = atomic_load(&or_proxy.active);
+
+	if (left && ev_now_ms(loop) < a->drain_deadline_ms) {
+		ev_timer_start(loop, t, OR_DRAIN_POLL_MS);
+		return;
+	}
+	if (left)
+		or_warn("drain timeout: closing the connections left", "connections=%u "
+			"drain_timeout_ms=%u", left, a->cfg->drain_timeout_ms);
+	else
+		or_info("drained", "connections=0");
+	if (a->replaced && a->wait_replaced) {
+		/* Exiting would have the container restarted, and take over again. */
+		or_workers_stop(); /* closes what the drain left */
+		a->drained = true;
+		or_info("replaced and drained: idle until SIGTERM", "pid=%d", getpid());
+		return;
+	}
+	ev_loop_stop(loop);
+}
+
+/*
+ * Stops taking new connections and lets the established ones run for
+ * drain_timeout_ms. The pods stay captured (links and maps pinned).
+ * replaced: a successor accepts on the same listeners and owns the pins
+ * now; otherwise the kernel is told the agent is down, so each pod's
+ * on_agent_down applies at once.
+ */
+static void begin_drain(struct or_agent *a, bool replaced)
+{
+	a->draining = true;
+	a->replaced = replaced;
+	a->ready = false;
+	ev_timer_stop(a->loop, &a->heartbeat);
+	ev_timer_stop(a->loop, &a->retry);
+	kube_stop(a);
+	or_ho_close(a->ho_srv);
+	a->ho_srv = NULL;
+	if (a->ho_active) /* a predecessor still waits for our READY: it carries on */
+		or_ho_client_abort(&a->ho);
+	a->ho_active = false;
+	stop_beating(a, !replaced);
+	if (replaced) {
+		/* The successor answers on the admin addresses now. */
+		or_admin_stop(a->admin);
+		a->admin = NULL;
+	}
+	while (a->pods) {
+		struct or_enrolled *e = a->pods;
+
+		a->pods = e->next;
+		or_enrolled_keep(e);
+	}
+	a->n_enrolled = 0;
+	atomic_store(&or_proxy.draining, true);
+	or_workers_drain();
+	a->drain_deadline_ms = ev_now_ms(a->loop) + a->cfg->drain_timeout_ms;
+	or_info("draining", "connections=%u drain_timeout_ms=%u replaced=%s pins=kept",
+		atomic_load(&or_proxy.active), a->cfg->drain_timeout_ms, replaced ? "yes" : "no");
+	ev_timer_start(a->loop, &a->drain, 0);
+}
+
 static void on_signal(struct ev_loop *loop, struct ev_io *io, unsigned int revents)
 {
 	struct or_agent *a = container_of(io, struct or_agent, signal_io);
@@ -325,13 +529,139 @@ static void on_signal(struct ev_loop *loop, struct ev_io *io, unsigned int reven
 
 	while (read(a->signal_fd, &si, sizeof(si)) == sizeof(si)) {
 		if (si.ssi_signo == SIGHUP) {
+			if (a->draining)
+				continue; /* the config no longer matters */
 			or_info("reloading", "file=%s", a->config_path);
 			reload(a);
+		} else if (a->draining && a->replaced && !a->drained && !a->term_seen) {
+			/* The pod of a replaced agent is deleted: finish the drain, then exit. */
+			a->term_seen = true;
+			a->wait_replaced = false;
+			or_info("draining on; exiting once drained", "signal=%s",
+				strsignal(si.ssi_signo));
+		} else if (a->draining) {
+			if (!a->drained)
+				or_info("stopping now: drain cut short", "signal=%s",
+					strsignal(si.ssi_signo));
+			ev_loop_stop(loop);
 		} else {
 			or_info("stopping", "signal=%s", strsignal(si.ssi_signo));
-			ev_loop_stop(loop);
+			begin_drain(a, false);
 		}
 	}
+}
+
+/* The successor (the handover socket's peer) serves every pod now. */
+static void on_replaced(void *ctx, pid_t successor)
+{
+	struct or_agent *a = ctx;
+
+	or_info("replaced by a new agent: no longer accepting", "successor_pid=%d",
+		(int)successor);
+	begin_drain(a, true);
+}
+
+/*
+ * The successor went away before READY: what we left alone meanwhile
+ * (maps, pods) is ours to bring in line again.
+ */
+static void on_abandoned(void *ctx)
+{
+	struct or_agent *a = ctx;
+	struct or_routes *r = or_routes_get();
+
+	if (r && or_bpf_sync_routes(&a->bpf, r, state_complete(a)))
+		or_error("cannot write service maps", "after=\"an abandoned take-over\"");
+	or_routes_put(r);
+	reconcile_pods(a);
+}
+
+/* Every listener to hand a successor: the pods', then the admin ones. */
+static size_t ho_collect(void *ctx, struct or_ho_item *items, size_t max)
+{
+	struct or_agent *a = ctx;
+	size_t n = 0;
+
+	for (const struct or_enrolled *e = a->pods; e; e = e->next) {
+		for (int i = 0; i < OR_ENROLL_LSN && n < max; i++) {
+			if (!e->lsn[i])
+				continue;
+			items[n] = (struct or_ho_item){ .kind = OR_HO_POD, .slot = (uint8_t)i,
+							.netns_cookie = e->pod->netns_cookie,
+							.fd = e->lsn[i]->fd };
+			snprintf(items[n].key, sizeof(items[n].key), "%s", e->key);
+			n++;
+		}
+	}
+	for (int i = 0; i < 2 && n < max; i++) {
+		int fd = or_admin_listener_fd(a->admin, i == 0);
+
+		if (fd < 0)
+			continue;
+		items[n++] = (struct or_ho_item){ .kind = i == 0 ? OR_HO_ADMIN : OR_HO_HEALTH,
+						  .fd = fd };
+	}
+	return n;
+}
+
+/* Where a successor finds us: started once any take-over of our own is done. */
+static void ho_serve(struct or_agent *a)
+{
+	struct or_ho_hooks hooks = { .collect = ho_collect, .replaced = on_replaced,
+				     .abandoned = on_abandoned, .ctx = a };
+	int err;
+
+	if (a->ho_srv || a->ho_active || a->draining || !a->ho_path[0])
+		return;
+	err = or_ho_listen(a->loop, a->ho_path, a->ho_who, a->cfg->pin_dir, &hooks,
+			   &a->ho_srv);
+	if (err)
+		or_warn("no take-over socket: a new agent will start afresh", "path=%s err=\"%s\"",
+			a->ho_path, strerror(-err));
+}
+
+/*
+ * A predecessor's sockets, if one runs (same node, same pin_dir). 0 (taken
+ * over or nobody there), or -errno when one runs but would not hand over.
+ */
+static int ho_fetch(struct or_agent *a)
+{
+	int err;
+
+	/* Who takes over from whom: the node's agent, or in sidecar mode one pod's. */
+	snprintf(a->ho_who, sizeof(a->ho_who), "%s%s%s", a->cfg->node,
+		 a->sidecar ? "|sidecar:" : "", a->sidecar ? a->sidecar : "");
+	if (or_ho_path(a->cfg->state_dir, a->ho_who, a->cfg->pin_dir, a->ho_path,
+		       sizeof(a->ho_path))) {
+		or_warn("state_dir path too long for the take-over socket", "state_dir=%s",
+			a->cfg->state_dir);
+		a->ho_path[0] = 0;
+		return 0;
+	}
+	err = or_ho_fetch(a->ho_path, a->ho_who, a->cfg->pin_dir, OR_HO_TIMEOUT_MS, &a->ho);
+	if (err == -ENOENT || err == -ECONNREFUSED)
+		return 0; /* nobody there: start afresh */
+	if (err) {
+		/* An agent is there and keeps its sockets: ours could not even bind. */
+		or_error("an agent runs and the take-over failed: not starting beside it",
+			 "path=%s err=\"%s\"", a->ho_path, strerror(-err));
+		return err;
+	}
+	a->ho_active = true;
+	a->ho_deadline_ms = ev_now_ms(a->loop) + OR_HO_PENDING_MAX_MS;
+	or_info("taking over from a running agent", "peer_pid=%d sockets=%zu", (int)a->ho.peer,
+		a->ho.n);
+	return 0;
+}
+
+/* The admin listeners the predecessor handed over (taken before pods settle), or -1. */
+static int ho_admin_fd(void *ctx, bool metrics)
+{
+	struct or_agent *a = ctx;
+	int fd = a->ho_admin_fd[metrics ? 0 : 1];
+
+	a->ho_admin_fd[metrics ? 0 : 1] = -1;
+	return fd;
 }
 
 /* The node's mTLS counters into or_tls, for outriderctl tls. */
@@ -378,8 +708,13 @@ static void sync_inbound(struct or_agent *a)
 			bool ours = false;
 			size_t m;
 
-			for (const struct or_enrolled *e = a->pods; e && !ours; e = e->next)
-				ours = or_ip_eq(&ep->ip, &e->ip) || or_ip_eq(&ep->ip, &e->ip6);
+			/* Pods this agent wants, enrolled or not yet: strict holds meanwhile. */
+			for (size_t p = 0; p < a->cfg->n_pods && !ours; p++) {
+				const struct or_pod_cfg *pod = &a->cfg->pods[p];
+
+				ours = wants(a, pod) && (or_ip_eq(&ep->ip, &pod->ip) ||
+							 or_ip_eq(&ep->ip, &pod->ip6));
+			}
 			if (!ours)
 				continue;
 			or_ip_to_abi(&ep->ip, k.addr);
@@ -406,7 +741,7 @@ static void sync_inbound(struct or_agent *a)
 			n++;
 		}
 	}
-	if (or_bpf_sync_inbound(&a->bpf, want, n))
+	if (or_bpf_sync_inbound(&a->bpf, want, n, state_complete(a)))
 		or_error("cannot write or_inbound", "entries=%zu", n);
 out:
 	free(want);
@@ -417,10 +752,10 @@ static void on_heartbeat(struct ev_loop *loop, struct ev_timer *t)
 {
 	struct or_agent *a = container_of(t, struct or_agent, heartbeat);
 
-	or_bpf_heartbeat(&a->bpf);
 	or_health_tick(ev_now_ms(loop));
-	for (struct or_enrolled *e = a->pods; e; e = e->next)
-		or_enrolled_renew(&a->bpf, e, a->ca, a->cfg->svid_ttl_s, time(NULL));
+	if (ca_usable(a))
+		for (struct or_enrolled *e = a->pods; e; e = e->next)
+			or_enrolled_renew(&a->bpf, e, a->ca, a->cfg->svid_ttl_s, time(NULL));
 	write_tls_counters(a);
 	ev_timer_start(loop, t, OR_HEARTBEAT_MS);
 }
@@ -437,8 +772,12 @@ static bool admin_ready(void *ctx)
 {
 	struct or_agent *a = ctx;
 
-	/* With the API as a source: only once its state is in force. */
-	return a->ready && (!a->kube || a->kube_applied);
+	/*
+	 * With the API as a source: only once its state is in force. Not
+	 * while a successor is taking over (its probe may reach us: the ready
+	 * listener is shared), so it is its own readiness that counts.
+	 */
+	return a->ready && (!a->kube || a->kube_applied) && !or_ho_handing(a->ho_srv);
 }
 
 /* The watchers' counters, per kind; into s[0..room), returns how many. */
@@ -552,7 +891,8 @@ static int block_signals(sigset_t *set)
 	return -pthread_sigmask(SIG_BLOCK, set, NULL);
 }
 
-int or_agent_start(struct or_agent *a, const char *config_path, const char *sidecar)
+int or_agent_start(struct or_agent *a, const char *config_path, const char *sidecar,
+		   bool wait_replaced)
 {
 	struct or_config *cfg = NULL;
 	unsigned int n_workers;
@@ -563,7 +903,10 @@ int or_agent_start(struct or_agent *a, const char *config_path, const char *side
 	memset(a, 0, sizeof(*a));
 	a->config_path = config_path;
 	a->sidecar = sidecar;
+	a->wait_replaced = wait_replaced;
 	a->signal_fd = -1;
+	a->ho.sock = -1;
+	a->ho_admin_fd[0] = a->ho_admin_fd[1] = -1;
 	signal(SIGPIPE, SIG_IGN);
 
 	err = or_config_load_file(config_path, &cfg, errbuf, sizeof(errbuf));
@@ -610,13 +953,28 @@ int or_agent_start(struct or_agent *a, const char *config_path, const char *side
 		if (err)
 			goto fail_netns;
 	}
-	or_bpf_heartbeat(&a->bpf);
+	/*
+	 * The pins and (with a running predecessor) its listeners carry over:
+	 * capture goes on while we start. Ours from now on.
+	 */
+	a->cfg = cfg; /* for ho_fetch; apply() takes it over below */
+	err = ho_fetch(a);
+	a->cfg = NULL;
+	if (err)
+		goto fail_bpf;
+	if (a->ho_active) {
+		a->ho_admin_fd[0] = or_ho_take(&a->ho, OR_HO_ADMIN, "", 0);
+		a->ho_admin_fd[1] = or_ho_take(&a->ho, OR_HO_HEALTH, "", 0);
+	}
+	or_bpf_heartbeat(&a->bpf, false);
 	or_health_set_map(a->bpf.breakers_fd);
 
 	or_proxy.bpf = &a->bpf;
 	atomic_store(&or_proxy.max_connections, cfg->max_connections);
 	n_workers = cfg->workers ? cfg->workers : (unsigned int)sysconf(_SC_NPROCESSORS_ONLN);
-	err = or_workers_start(n_workers ? n_workers : 1);
+	pthread_mutex_init(&a->beat_lock, NULL);
+	a->beating = true;
+	err = or_workers_start(n_workers ? n_workers : 1, beat, a, OR_HEARTBEAT_MS);
 	if (err) {
 		or_error("cannot start workers", "err=\"%s\"", strerror(-err));
 		goto fail_bpf;
@@ -624,6 +982,7 @@ int or_agent_start(struct or_agent *a, const char *config_path, const char *side
 	ev_timer_init(&a->heartbeat, on_heartbeat);
 	ev_timer_init(&a->retry, on_retry);
 	ev_timer_init(&a->kube_settle, on_kube_settle);
+	ev_timer_init(&a->drain, on_drain);
 	a->kube_pending_ms = OR_KUBE_PENDING_MS;
 	ev_timer_start(a->loop, &a->heartbeat, OR_HEARTBEAT_MS);
 	err = apply(a, cfg); /* the file alone; the API's objects follow once listed */
@@ -636,12 +995,14 @@ int or_agent_start(struct or_agent *a, const char *config_path, const char *side
 			goto fail_pods;
 	}
 	struct or_admin_hooks hooks = { .ready = admin_ready, .node_metrics = admin_node_metrics,
-					.ctx = a };
+					.inherited_fd = ho_admin_fd, .ctx = a };
 	err = or_admin_start(a->loop, &a->cfg->admin_ip, a->cfg->admin_port, &a->cfg->ready_ip,
 			     a->cfg->ready_port, &hooks, &a->admin);
 	if (err)
 		goto fail_kube;
 	a->ready = true;
+	settle(a); /* a predecessor is told READY only now, and we serve successors */
+	ho_serve(a);
 	if (sidecar)
 		or_info("ready", "mode=sidecar pod=%s workers=%u pid=%d", sidecar,
 			or_workers_count(), getpid());
@@ -653,11 +1014,12 @@ int or_agent_start(struct or_agent *a, const char *config_path, const char *side
 fail_kube:
 	kube_stop(a);
 fail_pods:
+	/* Left as they were: captured, for the agent that starts next. */
 	while (a->pods) {
 		struct or_enrolled *e = a->pods;
 
 		a->pods = e->next;
-		or_unenroll(&a->bpf, e);
+		or_enrolled_keep(e);
 	}
 	or_config_free(a->cfg);
 	a->cfg = NULL;
@@ -665,7 +1027,13 @@ fail_workers:
 	or_workers_stop();
 	or_routes_publish(NULL);
 fail_bpf:
-	or_bpf_close(&a->bpf, true);
+	/* A predecessor not told READY carries on; its sockets' copies close here. */
+	if (a->ho_active)
+		or_ho_client_abort(&a->ho);
+	for (int i = 0; i < 2; i++)
+		if (a->ho_admin_fd[i] != -1)
+			close(a->ho_admin_fd[i]);
+	or_bpf_close(&a->bpf, false);
 fail_netns:
 	or_ca_free(a->ca);
 	a->ca = NULL;
@@ -692,16 +1060,21 @@ void or_agent_stop(struct or_agent *a)
 	or_admin_stop(a->admin);
 	a->admin = NULL;
 	kube_stop(a);
-	while (a->pods) {
+	or_ho_close(a->ho_srv);
+	a->ho_srv = NULL;
+	if (a->ho_active)
+		or_ho_client_abort(&a->ho);
+	while (a->pods) { /* the loop failed without a drain: pods stay captured */
 		struct or_enrolled *e = a->pods;
 
 		a->pods = e->next;
-		or_unenroll(&a->bpf, e);
+		or_enrolled_keep(e);
 	}
+	stop_beating(a, !a->replaced);
 	or_workers_stop();
 	or_routes_publish(NULL);
 	or_health_set_map(-1);
-	or_bpf_close(&a->bpf, true);
+	or_bpf_close(&a->bpf, false);
 	or_netns_fini();
 	or_ca_free(a->ca);
 	a->ca = NULL;

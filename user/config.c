@@ -36,6 +36,9 @@
 
 #define CFG_MAX_CONNECTIONS 10000000
 #define CFG_MAX_WORKERS 256
+#define CFG_MAX_HEADER_TIMEOUT_MS 600000
+#define CFG_MIN_BUFFER_BYTES 65536
+#define CFG_MAX_BUFFER_BYTES (64 * 1024 * 1024)
 #define CFG_MAX_TIMEOUT_MS 600000
 #define CFG_MAX_WEIGHT 1000
 /* identity.h's OR_SPIFFE_ID_MAX less its NUL: the longest ID an SVID here carries. */
@@ -763,12 +766,29 @@ out:
 
 /* ---- namespaces -------------------------------------------------------- */
 
-enum { NS_NAME, NS_LABELS, NS_MTLS, NS_N };
+enum { NS_NAME, NS_LABELS, NS_MTLS, NS_ON_AGENT_DOWN, NS_N };
 static const char *const ns_keys[NS_N] = {
 	[NS_NAME] = "name",
 	[NS_LABELS] = "labels",
 	[NS_MTLS] = "mtls",
+	[NS_ON_AGENT_DOWN] = "on_agent_down",
 };
+
+static int take_agent_down(struct cfg_ctx *c, const yaml_node_t *n, enum or_agent_down *out)
+{
+	char buf[CFG_SHOW_LEN];
+
+	if (n->type != YAML_SCALAR_NODE)
+		return fail(c, node_line(n), "expected a string, got %s", node_kind(n));
+	for (int m = OR_AGENT_DOWN_FAIL_CLOSED; m <= OR_AGENT_DOWN_FAIL_OPEN; m++) {
+		if (scalar_is(n, or_agent_down_name(m))) {
+			*out = m;
+			return 0;
+		}
+	}
+	return fail(c, node_line(n), "'%s' is not an on_agent_down mode (fail-closed, fail-open)",
+		    show_node(n, buf, sizeof(buf)));
+}
 
 static int ns_field(struct cfg_ctx *c, int field, const yaml_node_t *v, void *obj)
 {
@@ -781,6 +801,8 @@ static int ns_field(struct cfg_ctx *c, int field, const yaml_node_t *v, void *ob
 		return take_labels(c, v, &ns->labels);
 	case NS_MTLS:
 		return take_mtls(c, v, &ns->mtls);
+	case NS_ON_AGENT_DOWN:
+		return take_agent_down(c, v, &ns->on_agent_down);
 	}
 	return 0;
 }
@@ -797,6 +819,11 @@ static int ns_item(struct cfg_ctx *c, size_t idx, const yaml_node_t *item, void 
 		return err;
 	if (!ns->name)
 		return fail(c, ns->line, "name is required");
+	/* Failing open would send plaintext where the namespace promised mTLS. */
+	if (ns->mtls == OR_MTLS_STRICT && ns->on_agent_down == OR_AGENT_DOWN_FAIL_OPEN)
+		return fail(c, ns->line,
+			    "namespace %s: on_agent_down: fail-open is not allowed with mtls: strict",
+			    ns->name);
 	return 0;
 }
 
@@ -1648,6 +1675,8 @@ enum {
 	TOP_SELECTOR,
 	TOP_MAX_CONNECTIONS,
 	TOP_WORKERS,
+	TOP_DRAIN_TIMEOUT_MS,
+	TOP_LIMITS,
 	TOP_ADMIN_ADDRESS,
 	TOP_READY_ADDRESS,
 	TOP_TRUST_DOMAIN,
@@ -1667,6 +1696,8 @@ static const char *const top_keys[TOP_N] = {
 	[TOP_SELECTOR] = "selector",
 	[TOP_MAX_CONNECTIONS] = "max_connections",
 	[TOP_WORKERS] = "workers",
+	[TOP_DRAIN_TIMEOUT_MS] = "drain_timeout_ms",
+	[TOP_LIMITS] = "limits",
 	[TOP_ADMIN_ADDRESS] = "admin_address",
 	[TOP_READY_ADDRESS] = "ready_address",
 	[TOP_TRUST_DOMAIN] = "trust_domain",
@@ -1810,6 +1841,27 @@ static int kube_field(struct cfg_ctx *c, int field, const yaml_node_t *v, void *
 	return 0;
 }
 
+/* limits: {header_timeout_ms, buffer_bytes} */
+enum { LIMITS_HEADER_TIMEOUT_MS, LIMITS_BUFFER_BYTES, LIMITS_N };
+static const char *const limits_keys[LIMITS_N] = {
+	[LIMITS_HEADER_TIMEOUT_MS] = "header_timeout_ms",
+	[LIMITS_BUFFER_BYTES] = "buffer_bytes",
+};
+
+static int limits_field(struct cfg_ctx *c, int field, const yaml_node_t *v, void *obj)
+{
+	struct or_config *cfg = obj;
+
+	switch (field) {
+	case LIMITS_HEADER_TIMEOUT_MS:
+		return take_u32(c, v, 100, CFG_MAX_HEADER_TIMEOUT_MS, &cfg->header_timeout_ms);
+	case LIMITS_BUFFER_BYTES:
+		return take_u32(c, v, CFG_MIN_BUFFER_BYTES, CFG_MAX_BUFFER_BYTES,
+				&cfg->buffer_bytes);
+	}
+	return 0;
+}
+
 /*
  * kubernetes: {} (in-cluster credentials) or {kubeconfig: PATH, context: NAME}.
  * A null value (`kubernetes:`) is an absent key, as everywhere in the file.
@@ -1902,6 +1954,11 @@ static int top_field(struct cfg_ctx *c, int field, const yaml_node_t *v, void *o
 		return take_u32(c, v, 1, CFG_MAX_CONNECTIONS, &cfg->max_connections);
 	case TOP_WORKERS:
 		return take_u32(c, v, 0, CFG_MAX_WORKERS, &cfg->workers);
+	case TOP_DRAIN_TIMEOUT_MS:
+		cfg->drain_set = true;
+		return take_u32(c, v, 0, OR_MAX_DRAIN_TIMEOUT_MS, &cfg->drain_timeout_ms);
+	case TOP_LIMITS:
+		return walk_map(c, v, limits_keys, LIMITS_N, limits_field, cfg);
 	case TOP_ADMIN_ADDRESS:
 		c->admin_line = node_line(v);
 		return take_hostport(c, v, &cfg->admin_ip, &cfg->admin_port);
@@ -2121,6 +2178,12 @@ static int set_defaults(struct cfg_ctx *c, struct or_config *cfg)
 		err = default_str(c, &cfg->selector_value, OR_DEFAULT_SELECTOR_VALUE);
 	if (!cfg->max_connections)
 		cfg->max_connections = OR_DEFAULT_MAX_CONNECTIONS;
+	if (!cfg->drain_set)
+		cfg->drain_timeout_ms = OR_DEFAULT_DRAIN_TIMEOUT_MS;
+	if (!cfg->header_timeout_ms)
+		cfg->header_timeout_ms = OR_DEFAULT_HEADER_TIMEOUT_MS;
+	if (!cfg->buffer_bytes)
+		cfg->buffer_bytes = OR_DEFAULT_BUFFER_BYTES;
 	if (!err)
 		err = default_str(c, &cfg->trust_domain, OR_DEFAULT_TRUST_DOMAIN);
 	if (!err)
@@ -2445,15 +2508,25 @@ const char *or_mtls_mode_name(enum or_mtls_mode mode)
 	return "unknown";
 }
 
+const char *or_agent_down_name(enum or_agent_down mode)
+{
+	return mode == OR_AGENT_DOWN_FAIL_OPEN ? "fail-open" : "fail-closed";
+}
+
+const struct or_ns_cfg *or_config_namespace(const struct or_config *cfg, const char *name)
+{
+	for (size_t i = 0; cfg && name && i < cfg->n_namespaces; i++)
+		if (cfg->namespaces[i].name && strcmp(cfg->namespaces[i].name, name) == 0)
+			return &cfg->namespaces[i];
+	return NULL;
+}
+
 enum or_mtls_mode or_svc_mtls(const struct or_config *cfg, const struct or_svc_cfg *svc)
 {
+	const struct or_ns_cfg *ns;
+
 	if (svc->mtls_set)
 		return svc->mtls;
-	for (size_t i = 0; cfg && svc->namespace && i < cfg->n_namespaces; i++) {
-		const struct or_ns_cfg *ns = &cfg->namespaces[i];
-
-		if (ns->name && strcmp(ns->name, svc->namespace) == 0)
-			return ns->mtls;
-	}
-	return OR_MTLS_PERMISSIVE;
+	ns = or_config_namespace(cfg, svc->namespace);
+	return ns ? ns->mtls : OR_MTLS_PERMISSIVE;
 }

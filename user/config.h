@@ -18,6 +18,8 @@
 #define OR_DEFAULT_SELECTOR_KEY "outrider.io/mode"
 #define OR_DEFAULT_SELECTOR_VALUE "enabled"
 #define OR_OPT_OUT_VALUE "disabled"
+/* On a namespace from the Kubernetes API (no entry in the file): `fail-open` or `fail-closed`. */
+#define OR_LABEL_ON_AGENT_DOWN "outrider.io/on-agent-down"
 #define OR_DEFAULT_MAX_CONNECTIONS 65536
 #define OR_DEFAULT_CONNECT_TIMEOUT_MS 1000
 #define OR_DEFAULT_ADMIN_ADDRESS "127.0.0.1:15020"
@@ -27,6 +29,10 @@
 #define OR_DEFAULT_SVID_TTL_S 86400
 #define OR_MIN_SVID_TTL_S 60
 #define OR_MAX_SVID_TTL_S 31536000
+#define OR_DEFAULT_DRAIN_TIMEOUT_MS 5000
+#define OR_MAX_DRAIN_TIMEOUT_MS 3600000
+#define OR_DEFAULT_HEADER_TIMEOUT_MS 10000 /* a request head must arrive within this */
+#define OR_DEFAULT_BUFFER_BYTES (1024 * 1024) /* per connection, each direction */
 
 struct or_label {
 	char *key;
@@ -45,10 +51,17 @@ enum or_mtls_mode {
 	OR_MTLS_STRICT,     /* "strict": tunnel only; plaintext from outside the mesh refused */
 };
 
+/* `on_agent_down:` on a namespace: what its pods' captured connects get while no agent runs. */
+enum or_agent_down {
+	OR_AGENT_DOWN_FAIL_CLOSED, /* "fail-closed" (default): connect() refused at once */
+	OR_AGENT_DOWN_FAIL_OPEN,   /* "fail-open": connect() goes to the destination directly */
+};
+
 struct or_ns_cfg {
 	char *name;
 	struct or_labels labels;
 	enum or_mtls_mode mtls; /* default permissive */
+	enum or_agent_down on_agent_down;
 	int line;
 };
 
@@ -169,6 +182,15 @@ struct or_config {
 	char *selector_value;
 	uint32_t max_connections; /* proxied connections at once, default 65536 */
 	uint32_t workers;         /* epoll workers, 0 (default) = one per CPU */
+	/*
+	 * drain_timeout_ms: how long a stopping or replaced agent lets its
+	 * established connections run before it closes them (default 5000).
+	 */
+	uint32_t drain_timeout_ms;
+	bool drain_set; /* given (0 is a valid drain_timeout_ms) */
+	/* limits: {header_timeout_ms, buffer_bytes}: overload protection */
+	uint32_t header_timeout_ms; /* request head read deadline (slowloris), default 10000 */
+	uint32_t buffer_bytes;      /* per connection and direction, default 1 MiB */
 	struct or_ip admin_ip;    /* admin_address: /metrics, default 127.0.0.1:15020 */
 	uint16_t admin_port;
 	struct or_ip ready_ip;    /* ready_address: /healthz/ready, default 127.0.0.1:15021 */
@@ -223,6 +245,9 @@ bool or_pod_local(const struct or_config *cfg, const struct or_pod_cfg *pod);
 
 const char *or_lb_algo_name(enum or_lb_algo algo);
 const char *or_mtls_mode_name(enum or_mtls_mode mode);
+const char *or_agent_down_name(enum or_agent_down mode);
+/* The namespace's entry, or NULL when the config has none. */
+const struct or_ns_cfg *or_config_namespace(const struct or_config *cfg, const char *name);
 /*
  * A service's mTLS mode: its own `mtls:`, else its namespace entry's, else
  * permissive.

@@ -16,73 +16,89 @@
 
 #define OR_LISTEN_BACKLOG 4096
 
+/* A listener the previous agent handed over for this slot, if it is the right one. */
+static int inherited(struct or_ho_client *ho, const char *key, int slot, uint64_t cookie,
+		     const struct or_ip *ip, uint16_t port)
+{
+	int fd = or_ho_take(ho, OR_HO_POD, key, slot);
+	uint64_t have = 0;
+
+	if (fd == -1)
+		return -1;
+	if (or_sock_netns_cookie(fd, &have) || have != cookie ||
+	    or_sock_is_listener(fd, ip, port)) {
+		/* The pod was replaced under the same name: its own listener is due. */
+		or_info("handed-over listener does not fit the pod; a new one replaces it",
+			"pod=%s slot=%d", key, slot);
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
 /*
- * Creates the pod's listeners inside its netns; fds in lfd[] (outbound v4,
- * v6, tunnel v4, v6), -1 where absent. Only the outbound IPv4 one is a must.
+ * The pod's listeners inside its netns, taken over from the previous agent
+ * (ho) where it handed them on, else created; fds in lfd[] (outbound v4,
+ * v6, tunnel v4, v6, sidecar inbound v4, v6), -1 where absent. Only the
+ * outbound IPv4 one (and in sidecar mode inbound IPv4) is a must.
  */
 static int make_listeners(int netns_fd, uint16_t port, const struct or_pod_cfg *pod,
-			  int lfd[OR_ENROLL_LSN], uint64_t *cookie, const char *name)
+			  int lfd[OR_ENROLL_LSN], uint64_t *cookie, const char *key,
+			  struct or_ho_client *ho, unsigned int *n_inherited)
 {
-	struct or_ip lo4, lo6, any4, any6;
+	static const char *const what[OR_ENROLL_LSN] = {
+		"outbound", "IPv6 outbound", "mTLS tunnel", "IPv6 mTLS tunnel", "inbound",
+		"IPv6 inbound",
+	};
+	struct {
+		struct or_ip ip;
+		uint16_t port;
+		bool want, must;
+	} slot[OR_ENROLL_LSN] = {};
 	int err;
 
-	or_ip_parse("127.0.0.1", &lo4);
-	or_ip_parse("::1", &lo6);
-	or_ip_parse("0.0.0.0", &any4);
-	or_ip_parse("::", &any6);
+	or_ip_parse("127.0.0.1", &slot[0].ip);
+	or_ip_parse("::1", &slot[1].ip);
+	slot[0].port = slot[1].port = port;
+	slot[0].want = slot[0].must = slot[1].want = true;
+	/* Tunnels from other agents arrive on the pod's own addresses. */
+	slot[2].ip = pod->ip;
+	slot[3].ip = pod->ip6;
+	slot[2].port = slot[3].port = OR_PORT_TUNNEL;
+	slot[2].want = true;
+	slot[3].want = pod->ip6.family != 0;
+	/* Sidecar mode: iptables REDIRECTs what comes in for the app here. */
+	or_ip_parse("0.0.0.0", &slot[4].ip);
+	or_ip_parse("::", &slot[5].ip);
+	slot[4].port = slot[5].port = OR_PORT_INBOUND;
+	slot[4].want = slot[4].must = or_proxy.sidecar;
+	slot[5].want = or_proxy.sidecar && pod->ip6.family;
+
+	*n_inherited = 0;
 	for (int i = 0; i < OR_ENROLL_LSN; i++)
 		lfd[i] = -1;
 	err = or_netns_enter(netns_fd);
 	if (err)
 		return err;
-	lfd[0] = or_sock_listen(&lo4, port, OR_LISTEN_BACKLOG);
-	if (lfd[0] < 0) {
-		err = lfd[0];
-		lfd[0] = -1;
-		goto out;
-	}
-	err = or_sock_netns_cookie(lfd[0], cookie);
-	if (err)
-		goto out;
-	lfd[1] = or_sock_listen(&lo6, port, OR_LISTEN_BACKLOG);
-	if (lfd[1] < 0) {
-		/* A pod without IPv6 still gets IPv4 capture. */
-		or_warn("no IPv6 listener in pod", "pod=%s err=\"%s\"", name, strerror(-lfd[1]));
-		lfd[1] = -1;
-	}
-	/* Tunnels from other agents arrive on the pod's own addresses. */
-	lfd[2] = or_sock_listen(&pod->ip, OR_PORT_TUNNEL, OR_LISTEN_BACKLOG);
-	if (lfd[2] < 0) {
-		or_warn("no mTLS tunnel listener in pod", "pod=%s port=%u err=\"%s\"", name,
-			OR_PORT_TUNNEL, strerror(-lfd[2]));
-		lfd[2] = -1;
-	}
-	if (pod->ip6.family) {
-		lfd[3] = or_sock_listen(&pod->ip6, OR_PORT_TUNNEL, OR_LISTEN_BACKLOG);
-		if (lfd[3] < 0) {
-			or_warn("no IPv6 mTLS tunnel listener in pod", "pod=%s err=\"%s\"", name,
-				strerror(-lfd[3]));
-			lfd[3] = -1;
+	err = or_sock_netns_cookie_here(cookie);
+	for (int i = 0; i < OR_ENROLL_LSN && !err; i++) {
+		if (!slot[i].want)
+			continue;
+		lfd[i] = inherited(ho, key, i, *cookie, &slot[i].ip, slot[i].port);
+		if (lfd[i] >= 0) {
+			(*n_inherited)++;
+			continue;
 		}
+		lfd[i] = or_sock_listen(&slot[i].ip, slot[i].port, OR_LISTEN_BACKLOG);
+		if (lfd[i] >= 0)
+			continue;
+		if (slot[i].must)
+			err = lfd[i];
+		else /* a pod without IPv6 still gets IPv4 capture, and so on */
+			or_warn("no listener in pod", "pod=%s listener=\"%s\" port=%u err=\"%s\"",
+				key, what[i], slot[i].port, strerror(-lfd[i]));
+		lfd[i] = -1;
 	}
-	if (or_proxy.sidecar) {
-		/* iptables REDIRECTs what comes in for the app here. */
-		lfd[4] = or_sock_listen(&any4, OR_PORT_INBOUND, OR_LISTEN_BACKLOG);
-		if (lfd[4] < 0) {
-			err = lfd[4];
-			lfd[4] = -1;
-			goto out;
-		}
-		if (pod->ip6.family) {
-			lfd[5] = or_sock_listen(&any6, OR_PORT_INBOUND, OR_LISTEN_BACKLOG);
-			if (lfd[5] < 0) {
-				or_warn("no IPv6 inbound listener in pod", "pod=%s err=\"%s\"", name,
-					strerror(-lfd[5]));
-				lfd[5] = -1;
-			}
-		}
-	}
-out:
 	or_netns_leave();
 	if (err) {
 		for (int i = 0; i < OR_ENROLL_LSN; i++) {
@@ -104,6 +120,7 @@ static int write_pod_entry(struct or_bpf *b, const struct or_enrolled *e)
 	or_ip_to_abi(&e->ip, val.addr);
 	or_ip_to_abi(&e->ip6, val.addr6);
 	snprintf(val.name, sizeof(val.name), "%s", e->name);
+	val.flags = e->fail_open ? OR_POD_F_FAIL_OPEN : 0;
 	if (tls) {
 		val.svid_not_before = tls->svid->not_before;
 		val.svid_not_after = tls->svid->not_after;
@@ -131,8 +148,8 @@ static struct or_tls_id *mint_identity(const struct or_ca *ca, const struct or_p
 	return or_tls_id_new(ca, svid);
 }
 
-int or_enroll(struct or_bpf *b, const struct or_pod_cfg *pod, uint16_t port,
-	      const struct or_ca *ca, uint32_t ttl_s, struct or_enrolled **out)
+int or_enroll(struct or_bpf *b, const struct or_pod_cfg *pod, const struct or_enroll_opts *o,
+	      struct or_enrolled **out)
 {
 	struct or_tls_id *tls;
 	struct or_enrolled *e;
@@ -155,6 +172,7 @@ int or_enroll(struct or_bpf *b, const struct or_pod_cfg *pod, uint16_t port,
 	e->ip6 = pod->ip6;
 	e->ns = strdup(pod->namespace);
 	e->sa = strdup(pod->service_account);
+	e->fail_open = o->fail_open;
 	if (!e->key || !e->netns_path || !e->cgroup_path || !e->ns || !e->sa)
 		goto fail_alloc;
 
@@ -166,7 +184,7 @@ int or_enroll(struct or_bpf *b, const struct or_pod_cfg *pod, uint16_t port,
 		goto fail_alloc;
 	}
 	step = "create listeners";
-	err = make_listeners(netns_fd, port, pod, lfd, &cookie, e->name);
+	err = make_listeners(netns_fd, o->port, pod, lfd, &cookie, e->key, o->ho, &e->n_inherited);
 	if (err) {
 		if (netns_fd != -1)
 			close(netns_fd);
@@ -182,8 +200,8 @@ int or_enroll(struct or_bpf *b, const struct or_pod_cfg *pod, uint16_t port,
 	e->pod->ip = pod->ip;
 	e->pod->ip6 = pod->ip6;
 	step = "mint SVID";
-	tls = ca ? mint_identity(ca, pod, ttl_s, time(NULL)) : NULL;
-	if (ca && !tls) {
+	tls = o->ca ? mint_identity(o->ca, pod, o->ttl_s, time(NULL)) : NULL;
+	if (o->ca && !tls) {
 		err = -EINVAL;
 		goto fail_listeners;
 	}
@@ -211,8 +229,9 @@ int or_enroll(struct or_bpf *b, const struct or_pod_cfg *pod, uint16_t port,
 	}
 	step = "attach programs";
 	err = or_bpf_attach(b, e->name, e->cgroup_fd, e->pod->netns_fd, &e->links);
-	if (err)
+	if (err < 0)
 		goto fail_cgroup;
+	e->n_adopted = (unsigned int)err;
 
 	step = "write or_pods";
 	err = write_pod_entry(b, e);
@@ -235,9 +254,11 @@ fail_workers:
 	for (int i = 0; i < OR_ENROLL_LSN; i++)
 		if (e->lsn[i])
 			or_workers_remove_listener(e->lsn[i]);
-	or_bpf_pod_delete(b, cookie);
+	if (!e->n_adopted) /* else the previous agent's entry: left as it was */
+		or_bpf_pod_delete(b, cookie);
 fail_links:
-	or_bpf_detach(&e->links);
+	/* What we attached goes; a previous agent's links stay as they were. */
+	or_bpf_links_abandon(&e->links);
 fail_cgroup:
 	if (e->cgroup_fd != -1)
 		close(e->cgroup_fd);
@@ -260,10 +281,9 @@ fail_alloc:
 	return err;
 }
 
-void or_unenroll(struct or_bpf *b, struct or_enrolled *e)
+/* Stops accepting on e's listeners and frees it; the links are dealt with already. */
+static void enrolled_free(struct or_enrolled *e)
 {
-	/* Capture stops first, so nothing new is sent to listeners being closed. */
-	or_bpf_detach(&e->links);
 	if (e->cgroup_fd != -1)
 		close(e->cgroup_fd);
 	for (int i = 0; i < OR_ENROLL_LSN; i++) {
@@ -272,7 +292,6 @@ void or_unenroll(struct or_bpf *b, struct or_enrolled *e)
 		or_workers_remove_listener(e->lsn[i]);
 		or_listener_put(e->lsn[i]);
 	}
-	or_bpf_pod_delete(b, e->pod->netns_cookie);
 	or_pod_rt_put(e->pod);
 	free(e->key);
 	free(e->netns_path);
@@ -280,6 +299,14 @@ void or_unenroll(struct or_bpf *b, struct or_enrolled *e)
 	free(e->ns);
 	free(e->sa);
 	free(e);
+}
+
+void or_unenroll(struct or_bpf *b, struct or_enrolled *e)
+{
+	/* Capture stops first, so nothing new is sent to listeners being closed. */
+	or_bpf_detach(&e->links);
+	or_bpf_pod_delete(b, e->pod->netns_cookie);
+	enrolled_free(e);
 }
 
 bool or_enrolled_same(const struct or_enrolled *e, const struct or_pod_cfg *pod)
@@ -307,4 +334,19 @@ int or_enrolled_renew(struct or_bpf *b, struct or_enrolled *e, const struct or_c
 	/* Tunnels already up keep their session; new ones get the new SVID. */
 	or_pod_tls_set(e->pod, next);
 	return write_pod_entry(b, e);
+}
+
+int or_enrolled_set_fail_open(struct or_bpf *b, struct or_enrolled *e, bool fail_open)
+{
+	if (e->fail_open == fail_open)
+		return 0;
+	e->fail_open = fail_open;
+	return write_pod_entry(b, e);
+}
+
+void or_enrolled_keep(struct or_enrolled *e)
+{
+	/* The links stay pinned, the or_pods entry stays: the next agent adopts both. */
+	or_bpf_links_keep(&e->links);
+	enrolled_free(e);
 }

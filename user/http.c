@@ -234,6 +234,46 @@ ssize_t or_http_msg_body(struct or_http_msg *m, const char *buf, size_t len)
 	return n;
 }
 
+static bool is_conn_line(const char *line, size_t len)
+{
+	static const char *const names[] = { "connection", "keep-alive", "proxy-connection" };
+	const char *colon = memchr(line, ':', len);
+
+	for (size_t i = 0; colon && i < sizeof(names) / sizeof(names[0]); i++)
+		if (or_http_token_eq(line, colon - line, names[i]))
+			return true;
+	return false;
+}
+
+size_t or_http_head_set_close(const char *head, size_t len, char *out, size_t cap)
+{
+	static const char close_hdr[] = "connection: close\r\n\r\n";
+	size_t at = 0, n = 0;
+
+	if (len < 4 || memcmp(head + len - 4, "\r\n\r\n", 4) != 0)
+		return 0;
+	/* Every line but the empty one that ends the head; the first is the start line. */
+	while (at < len - 2) {
+		const char *eol = memmem(head + at, len - at, "\r\n", 2);
+		size_t ll;
+
+		if (!eol)
+			return 0;
+		ll = (size_t)(eol - (head + at)) + 2;
+		if (at == 0 || !is_conn_line(head + at, ll - 2)) {
+			if (n + ll > cap)
+				return 0;
+			memcpy(out + n, head + at, ll);
+			n += ll;
+		}
+		at += ll;
+	}
+	if (n + sizeof(close_hdr) - 1 > cap)
+		return 0;
+	memcpy(out + n, close_hdr, sizeof(close_hdr) - 1);
+	return n + sizeof(close_hdr) - 1;
+}
+
 const struct or_http_header *or_http_find(const struct or_http_msg *m, const char *name)
 {
 	for (size_t i = 0; i < m->n_hdr; i++)

@@ -74,6 +74,16 @@ int or_http_msg_head(struct or_http_msg *m, const char *head, size_t len);
  */
 ssize_t or_http_msg_body(struct or_http_msg *m, const char *buf, size_t len);
 
+/*
+ * A checked head (or_http_head_check, ending in CRLFCRLF) rewritten into
+ * out: its Connection, Keep-Alive and Proxy-Connection lines dropped and
+ * "connection: close" added, for the last answer of a connection.
+ * Returns the new length (at most len + OR_HTTP_CLOSE_GROWTH), or 0 when
+ * out is too small or the head is not one.
+ */
+#define OR_HTTP_CLOSE_GROWTH 19 /* strlen("connection: close\r\n") */
+size_t or_http_head_set_close(const char *head, size_t len, char *out, size_t cap);
+
 /* The header's value, or NULL. Case-insensitive name. */
 const struct or_http_header *or_http_find(const struct or_http_msg *m, const char *name);
 bool or_http_keep_alive(const struct or_http_msg *m);

@@ -11,8 +11,19 @@
  *     -> the response head decides: a retriable status (or a connect
  *        failure, reset, per-try timeout before it) -> backoff, next try;
  *        otherwise it is committed and streamed to the app as received
- *   local replies: 400/431 bad request, 503 (no healthy endpoint, overflow,
+ *   local replies: 400/431 bad request, 408 (no whole head within
+ *   limits.header_timeout_ms), 503 (no healthy endpoint, overflow, overload,
  *   failures), 504 (timeout_ms over), 502 (bad response).
+ *
+ * Limits. The request buffer `in` never grows past limits.buffer_bytes (at
+ * least a whole head and a little more): a body bigger than what is left
+ * of it, or than max_body_bytes, is streamed to one try instead of held,
+ * and a full buffer stops reading (backpressure). Upstream responses pass
+ * through a fixed RBUF_CAP. The clock for a request head starts at accept
+ * (first request) or with the first byte of a later one; an idle
+ * keep-alive connection between requests has the service's idle timeout.
+ * While the agent drains, each response goes out with `connection: close`
+ * and the connection closes after it; idle ones close within DRAIN_IDLE_MS.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -25,14 +36,17 @@
 #include "http.h"
 #include "http_proxy.h"
 #include "log.h"
+#include "overload.h"
 #include "proxy.h"
 #include "sock.h"
 #include "upstream.h"
 
 #define RBUF_CAP (64 * 1024)    /* response bytes between upstream and app */
+#define RBUF_SLACK OR_HTTP_CLOSE_GROWTH /* past RBUF_CAP: room for connection: close */
 #define POOL_MAX 64             /* idle upstream connections per worker */
 #define POOL_IDLE_MS 30000      /* dropped when idle longer */
 #define LINGER_MS 1000          /* draining the app after a final reply */
+#define DRAIN_IDLE_MS 1000      /* agent draining: an idle keep-alive connection lives on this long */
 
 enum rq_state { RQ_HEAD, RQ_BODY, RQ_DONE };
 enum try_state { TRY_NONE, TRY_BACKOFF, TRY_CONNECTING, TRY_ACTIVE, TRY_COMMITTED };
@@ -50,7 +64,7 @@ struct or_hconn {
 	struct or_worker *w;
 	struct or_hconn *prev, *next;
 	struct ev_io dn, up;
-	struct ev_timer t_req; /* idle between requests, then timeout_ms of a request */
+	struct ev_timer t_req; /* idle between requests, head timeout, then timeout_ms of a request */
 	struct ev_timer t_try; /* connect timeout / per-try timeout / backoff */
 	struct ev_deferred defer;
 	struct or_pod_rt *pod;
@@ -59,6 +73,7 @@ struct or_hconn {
 	bool closed;
 	bool dn_eof;    /* the app closed its side */
 	bool lingering; /* final reply sent: drain the app until EOF or LINGER_MS */
+	bool draining;  /* or_http_drain(): the next answer is the last */
 
 	/* The request: raw bytes from the app, head then body then what follows. */
 	char *in;
@@ -69,6 +84,7 @@ struct or_hconn {
 	bool streaming;     /* body over max_body_bytes: one try, forwarded as it comes */
 	bool sent_continue; /* we answered Expect: 100-continue ourselves */
 	bool active;        /* counted in active_requests */
+	bool buf_counted;   /* this request's buffer_limit is counted */
 	size_t stream_held; /* streaming: body bytes at in[head_len..) framed, not yet sent */
 	char *uhead;        /* rebuilt head, without x-outrider-attempt and final CRLF */
 	size_t uhead_len;
@@ -81,8 +97,9 @@ struct or_hconn {
 	bool pooled_fd;
 	uint32_t tries;
 	uint64_t tried;
-	char *ubuf; /* what the try sends: head, attempt header, buffered body */
+	char *ubuf; /* what the try sends first: the head with its attempt header */
 	size_t ubuf_len, ubuf_off;
+	size_t body_sent; /* then the held body, straight from `in`: bytes of it sent */
 	bool up_sent;
 
 	/* The response. */
@@ -95,11 +112,13 @@ struct or_hconn {
 	char *lbuf;
 	size_t llen, loff;
 	bool close_after; /* close once what is queued for the app is out */
+	bool reset_after; /* the answer was cut short upstream: reset once its bytes are out */
 };
 
 static void hc_update(struct or_hconn *c);
 static void start_try(struct or_hconn *c);
 static void next_request(struct or_hconn *c);
+static bool up_pending(const struct or_hconn *c);
 
 /* ---- upstream connection pool (per worker, so no locks) ---- */
 
@@ -181,6 +200,7 @@ static void hc_free(struct ev_deferred *d)
 {
 	struct or_hconn *c = container_of(d, struct or_hconn, defer);
 
+	or_overload_buffers(-(int64_t)(c->in_cap + (c->rbuf ? RBUF_CAP : 0)));
 	or_routes_put(c->routes);
 	or_pod_rt_put(c->pod);
 	free(c->in);
@@ -253,6 +273,19 @@ static void hc_close(struct or_hconn *c, bool rst)
 	ev_defer(w->loop, &c->defer, hc_free);
 }
 
+/* The agent drains (or this worker was told to): the answer in flight is the last. */
+static bool hc_draining(const struct or_hconn *c)
+{
+	return c->draining || atomic_load_explicit(&or_proxy.draining, memory_order_relaxed);
+}
+
+/* Between requests, with nothing read of the next one and nothing going out. */
+static bool hc_idle(const struct or_hconn *c)
+{
+	return c->rq == RQ_HEAD && c->in_len == 0 && c->ts == TRY_NONE && !c->llen &&
+	       !c->lingering;
+}
+
 /* ---- replies of our own ---- */
 
 static const char *reason_phrase(int code)
@@ -260,6 +293,7 @@ static const char *reason_phrase(int code)
 	switch (code) {
 	case 100: return "Continue";
 	case 400: return "Bad Request";
+	case 408: return "Request Timeout";
 	case 431: return "Request Header Fields Too Large";
 	case 502: return "Bad Gateway";
 	case 503: return "Service Unavailable";
@@ -296,7 +330,7 @@ static void local_reply(struct or_hconn *c, int code, const char *reason, const 
 	blen = snprintf(body, sizeof(body), "%s: %s\n", c->rt->name, why);
 	if (blen < 0 || (size_t)blen >= sizeof(body))
 		blen = sizeof(body) - 1;
-	if (c->rq != RQ_DONE || code < 500 || code == 504)
+	if (c->rq != RQ_DONE || code < 500 || code == 504 || hc_draining(c))
 		c->close_after = true;
 	hlen = snprintf(hdr, sizeof(hdr),
 			"HTTP/1.1 %d %s\r\ncontent-type: text/plain\r\ncontent-length: %d\r\n"
@@ -374,6 +408,7 @@ static int take_body(struct or_hconn *c)
 }
 
 static void on_req_timeout(struct ev_loop *loop, struct ev_timer *t);
+static void on_idle_timeout(struct ev_loop *loop, struct ev_timer *t);
 
 /* A request head is in: check it, count it, and start reading its body. */
 static void request_head(struct or_hconn *c, size_t head_len)
@@ -388,14 +423,20 @@ static void request_head(struct or_hconn *c, size_t head_len)
 	if (or_http_msg_head(&c->req, c->in, head_len)) {
 		or_debug("bad request", "pod=%s service=%s why=\"%s\"", c->pod->name, rt->name,
 			 c->req.why);
-		local_reply(c, strcmp(c->req.why, "too many headers") ? 400 : 431, "bad_request",
-			    c->req.why, false);
+		if (strcmp(c->req.why, "too many headers") == 0) {
+			or_overload_count(OR_OVERLOAD_HEADER_TOO_LARGE);
+			local_reply(c, 431, "header_too_large", "more than 100 request headers",
+				    false);
+		} else {
+			local_reply(c, 400, "bad_request", c->req.why, false);
+		}
 		return;
 	}
 	if (c->req.complete)
 		c->rq = RQ_DONE;
 	if (build_uhead(c)) {
-		local_reply(c, 431, "bad_request", "request head too large", false);
+		or_overload_count(OR_OVERLOAD_HEADER_TOO_LARGE);
+		local_reply(c, 431, "header_too_large", "request head too large", false);
 		return;
 	}
 	c->active = true;
@@ -405,6 +446,7 @@ static void request_head(struct or_hconn *c, size_t head_len)
 	c->tried = 0;
 	c->streaming = false;
 	c->sent_continue = false;
+	c->buf_counted = false;
 	c->status = 0;
 	/* timeout_ms covers the whole request, retries included. */
 	ev_timer_stop(c->w->loop, &c->t_req);
@@ -428,37 +470,75 @@ static void request_head(struct or_hconn *c, size_t head_len)
 	}
 }
 
-/* How far `in` may grow: a whole head, a body we may hold, and a little more. */
+#define IN_SLACK 4096 /* past a whole head: the start of what follows it */
+
+/* limits.buffer_bytes, but never less than a whole head and a little more. */
+static size_t buffer_cap(void)
+{
+	size_t b = atomic_load_explicit(&or_proxy.buffer_bytes, memory_order_relaxed);
+
+	return b > OR_HTTP_MAX_HEAD + IN_SLACK ? b : OR_HTTP_MAX_HEAD + IN_SLACK;
+}
+
+/*
+ * How far `in` may grow: a whole head, a body we may hold, and a little
+ * more; never past limits.buffer_bytes, which wins over max_body_bytes.
+ */
 static size_t in_limit(const struct or_hconn *c)
 {
-	return OR_HTTP_MAX_HEAD + (size_t)c->rt->policy.retries.max_body_bytes + 4096;
+	size_t want = OR_HTTP_MAX_HEAD + (size_t)c->rt->policy.retries.max_body_bytes + IN_SLACK;
+	size_t cap = buffer_cap();
+
+	return want < cap ? want : cap;
+}
+
+/* The next size of `in`, or 0 when it may not grow (limit, or memory). */
+static size_t in_next_cap(const struct or_hconn *c)
+{
+	size_t limit = in_limit(c), cap = c->in_cap ? c->in_cap * 2 : 16384;
+
+	if (c->in_cap >= limit)
+		return 0;
+	if (cap > limit)
+		cap = limit;
+	if (!or_overload_may_grow(ev_now_ms(c->w->loop), cap - c->in_cap))
+		return 0;
+	return cap;
 }
 
 /* `in` has room now, or may grow to make some. */
 static bool in_room(const struct or_hconn *c)
 {
-	return c->in_len < c->in_cap || c->in_cap < in_limit(c);
+	return c->in_len < c->in_cap || in_next_cap(c);
 }
+
+static void arm_head_timer(struct or_hconn *c);
+static void arm_idle_timer(struct or_hconn *c);
 
 /* Bytes from the app: the head, the body, or (pipelined) the next request. */
 static void read_request(struct or_hconn *c)
 {
-	size_t want = in_limit(c);
+	bool was_idle = hc_idle(c);
 	ssize_t n;
 
-	if (c->in_cap - c->in_len < 4096 && c->in_cap < want) {
-		size_t cap = c->in_cap ? c->in_cap * 2 : 16384;
+	if (c->in_cap - c->in_len < IN_SLACK) {
+		size_t cap = in_next_cap(c);
 		char *nb;
 
-		if (cap > want)
-			cap = want;
-		nb = realloc(c->in, cap);
-		if (!nb) {
+		nb = cap ? realloc(c->in, cap) : NULL;
+		if (nb) {
+			/*
+			 * Touched now, so that the cgroup counts it from now:
+			 * the memory estimate between readings relies on it.
+			 */
+			memset(nb + c->in_cap, 0, cap - c->in_cap);
+			or_overload_buffers((int64_t)(cap - c->in_cap));
+			c->in = nb;
+			c->in_cap = cap;
+		} else if (cap) {
 			hc_close(c, true);
 			return;
 		}
-		c->in = nb;
-		c->in_cap = cap;
 	}
 	if (c->in_len == c->in_cap)
 		return; /* full: the try takes bytes out as it streams them */
@@ -481,6 +561,9 @@ static void read_request(struct or_hconn *c)
 	}
 	c->in_len += n;
 	atomic_fetch_add(&c->rt->metrics->bytes_received, n);
+	/* The first byte of a request after an idle spell: its head is on the clock now. */
+	if (was_idle && c->t_req.cb == on_idle_timeout)
+		arm_head_timer(c);
 }
 
 /* After reading: find a head, take body bytes, start a try when ready. */
@@ -500,7 +583,9 @@ static void advance_request(struct or_hconn *c)
 		if (!h) {
 			if (c->in_len >= OR_HTTP_MAX_HEAD) {
 				c->rq = RQ_BODY;
-				local_reply(c, 431, "bad_request", "request head over 60 KiB", false);
+				or_overload_count(OR_OVERLOAD_HEADER_TOO_LARGE);
+				local_reply(c, 431, "header_too_large", "request head over 60 KiB",
+					    false);
 			}
 			return;
 		}
@@ -520,8 +605,16 @@ static void advance_request(struct or_hconn *c)
 		c->streaming = c->body_len > max_body;
 		c->stream_held = 0;
 		start_try(c);
-	} else if (c->rq == RQ_BODY && c->body_len > max_body && c->tries == 0) {
-		/* Too big to hold for a retry: send it through, once. */
+	} else if (c->rq == RQ_BODY && c->tries == 0 && (c->body_len > max_body || !in_room(c))) {
+		/*
+		 * Too big to hold for a retry (over max_body_bytes, or `in` is
+		 * full at limits.buffer_bytes or cannot grow for memory): send
+		 * it through, once.
+		 */
+		if (c->body_len <= max_body && !c->buf_counted) {
+			c->buf_counted = true;
+			or_overload_count(OR_OVERLOAD_BUFFER_LIMIT);
+		}
 		c->streaming = true;
 		c->stream_held = 0;
 		start_try(c);
@@ -533,11 +626,13 @@ static void advance_request(struct or_hconn *c)
 static void on_up(struct ev_loop *loop, struct ev_io *io, unsigned int revents);
 static void on_try_timer(struct ev_loop *loop, struct ev_timer *t);
 
-/* What this try sends first: the head with its attempt number, then the held body. */
+/*
+ * What this try sends first: the head with its attempt number. The held
+ * body follows from `in` itself, so it is never held twice.
+ */
 static int build_ubuf(struct or_hconn *c)
 {
-	size_t body = c->body_len;
-	size_t cap = c->uhead_len + 48 + body;
+	size_t cap = c->uhead_len + 48;
 	char *b = realloc(c->ubuf, cap);
 	int n;
 
@@ -546,9 +641,9 @@ static int build_ubuf(struct or_hconn *c)
 	c->ubuf = b;
 	memcpy(b, c->uhead, c->uhead_len);
 	n = snprintf(b + c->uhead_len, 48, "x-outrider-attempt: %u\r\n\r\n", c->tries);
-	memcpy(b + c->uhead_len + n, c->in + c->head_len, body);
-	c->ubuf_len = c->uhead_len + n + body;
+	c->ubuf_len = c->uhead_len + n;
 	c->ubuf_off = 0;
+	c->body_sent = 0;
 	c->up_sent = false;
 	return 0;
 }
@@ -651,10 +746,8 @@ static void start_try(struct or_hconn *c)
 		return;
 	}
 	if (c->streaming) {
-		/* ubuf has the body so far; `in` keeps only what follows it. */
-		memmove(c->in + c->head_len, c->in + c->head_len + c->body_len,
-			c->in_len - c->head_len - c->body_len);
-		c->in_len -= c->body_len;
+		/* The body so far is framed already: it goes first, then what follows. */
+		c->stream_held = c->body_len;
 		c->body_len = 0;
 	}
 	c->t_try.cb = on_try_timer;
@@ -672,6 +765,14 @@ static void start_try(struct or_hconn *c)
 		atomic_fetch_add(&rt->metrics->pending, 1);
 		c->ts = TRY_CONNECTING;
 		fd = or_upstream_connect(c->w, c->pod, rt, ep, &in_progress);
+		if (fd == -EMFILE || fd == -ENFILE || fd == -ENOBUFS || fd == -ENOMEM) {
+			/* Our own shortage, not the endpoint's fault: no retry, no blame. */
+			or_debug("no resources for an upstream connection", "pod=%s service=%s err=\"%s\"",
+				 c->pod->name, rt->name, strerror(-fd));
+			local_reply(c, 503, "local_resources",
+				    "the agent is out of file descriptors or memory", true);
+			return;
+		}
 		if (fd < 0) {
 			try_failed(c, OR_FAIL_CONNECT, 0);
 			return;
@@ -679,6 +780,7 @@ static void start_try(struct or_hconn *c)
 	}
 	if (ev_io_add(c->w->loop, &c->up, fd, EV_WRITE, on_up)) {
 		close(fd);
+		c->up.fd = -1; /* ev_io_add set it: closed already, not to be closed again */
 		try_failed(c, OR_FAIL_CONNECT, 0);
 		return;
 	}
@@ -743,11 +845,55 @@ static void on_idle_timeout(struct ev_loop *loop, struct ev_timer *t)
 		hc_close(c, c->lingering);
 }
 
+/* Slowloris: no whole request head within limits.header_timeout_ms. */
+static void on_head_timeout(struct ev_loop *loop, struct ev_timer *t)
+{
+	struct or_hconn *c = container_of(t, struct or_hconn, t_req);
+
+	if (c->closed || c->rq != RQ_HEAD || c->ts != TRY_NONE)
+		return;
+	or_overload_count(OR_OVERLOAD_HEADER_TIMEOUT);
+	if (c->llen) {
+		/* Our last answer is not read either: nothing more to say to this client. */
+		hc_close(c, true);
+		return;
+	}
+	or_debug("request head timeout", "pod=%s service=%s received=%zu timeout_ms=%u",
+		 c->pod->name, c->rt->name, c->in_len,
+		 atomic_load_explicit(&or_proxy.header_timeout_ms, memory_order_relaxed));
+	local_reply(c, 408, "header_timeout",
+		    "no whole request head in time (limits.header_timeout_ms)", false);
+}
+
+/* A request head is expected: it has limits.header_timeout_ms to arrive whole. */
+static void arm_head_timer(struct or_hconn *c)
+{
+	uint32_t ms = atomic_load_explicit(&or_proxy.header_timeout_ms, memory_order_relaxed);
+
+	if (!ms) {
+		arm_idle_timer(c);
+		return;
+	}
+	ev_timer_stop(c->w->loop, &c->t_req);
+	c->t_req.cb = on_head_timeout;
+	ev_timer_start(c->w->loop, &c->t_req, ms);
+}
+
+/* Between requests: the service's idle timeout. */
+static void arm_idle_timer(struct or_hconn *c)
+{
+	ev_timer_stop(c->w->loop, &c->t_req);
+	c->t_req.cb = on_idle_timeout;
+	if (c->rt->policy.idle_timeout_ms)
+		ev_timer_start(c->w->loop, &c->t_req, c->rt->policy.idle_timeout_ms);
+}
+
 /* The response is over: count it, keep or drop the upstream, go on. */
 static void response_done(struct or_hconn *c)
 {
 	struct or_route *rt = c->rt;
-	bool up_ka = or_http_keep_alive(&c->resp) && c->rq == RQ_DONE;
+	/* Reusable only once the whole request went out: it may answer early. */
+	bool up_ka = or_http_keep_alive(&c->resp) && c->rq == RQ_DONE && !up_pending(c);
 	bool dn_ka = or_http_keep_alive(&c->req) && or_http_keep_alive(&c->resp);
 	int fd = c->up.fd;
 
@@ -761,8 +907,29 @@ static void response_done(struct or_hconn *c)
 	}
 	end_try(c, false);
 	c->ts = TRY_COMMITTED; /* until what is held for the app is out */
-	if (!dn_ka)
+	if (!dn_ka || hc_draining(c))
 		c->close_after = true;
+}
+
+/*
+ * The response head at rbuf[rparsed..rparsed + h) is the last one of this
+ * connection: it says "connection: close" instead of its own Connection
+ * headers. rbuf has RBUF_SLACK bytes of room past RBUF_CAP for it. Returns
+ * the head's new length (h unchanged if it cannot be done: the close comes
+ * all the same).
+ */
+static size_t head_with_close(struct or_hconn *c, size_t h)
+{
+	char *head = c->rbuf + c->rparsed, *nh = malloc(h + OR_HTTP_CLOSE_GROWTH);
+	size_t nlen = nh ? or_http_head_set_close(head, h, nh, h + OR_HTTP_CLOSE_GROWTH) : 0;
+
+	if (nlen) {
+		memmove(head + nlen, head + h, c->rlen - c->rparsed - h);
+		memcpy(head, nh, nlen);
+		c->rlen = c->rlen - h + nlen;
+	}
+	free(nh);
+	return nlen ? nlen : h;
 }
 
 /*
@@ -789,6 +956,23 @@ static bool status_retried(struct or_hconn *c, uint64_t now)
 	end_try(c, true);
 	schedule_retry(c);
 	return true;
+}
+
+/*
+ * The answer the app is getting was cut short upstream (EOF or reset mid-
+ * body, or a framing error). What it has not got yet of the bytes already
+ * framed goes out first; then a reset tells it the answer is incomplete.
+ */
+static void cut_answer(struct or_hconn *c)
+{
+	if (c->ts != TRY_COMMITTED || c->rsent >= c->rparsed) {
+		hc_close(c, true);
+		return;
+	}
+	end_try(c, true);
+	c->ts = TRY_COMMITTED; /* until what is held for the app is out */
+	c->close_after = true;
+	c->reset_after = true; /* hc_update() resets once it is out */
 }
 
 /* Response bytes in rbuf[rparsed..rlen): frame them, decide, or pass them on. */
@@ -843,6 +1027,10 @@ static void take_response(struct or_hconn *c, bool eof)
 				/* Committed: this answer goes to the app, as it comes. */
 				ev_timer_stop(c->w->loop, &c->t_try);
 				c->ts = TRY_COMMITTED;
+				if (hc_draining(c)) {
+					h = head_with_close(c, h);
+					c->close_after = true;
+				}
 			}
 			c->rparsed += h;
 			if (c->resp.complete) {
@@ -857,7 +1045,7 @@ static void take_response(struct or_hconn *c, bool eof)
 			/* Committed already: cut the app's connection. */
 			or_debug("bad response body", "service=%s why=\"%s\"", rt->name,
 				 c->resp.why);
-			hc_close(c, true);
+			cut_answer(c);
 			return;
 		}
 		c->rparsed += n;
@@ -872,11 +1060,12 @@ static void read_response(struct or_hconn *c)
 	ssize_t n;
 
 	if (!c->rbuf) {
-		c->rbuf = malloc(RBUF_CAP);
+		c->rbuf = malloc(RBUF_CAP + RBUF_SLACK);
 		if (!c->rbuf) {
 			hc_close(c, true);
 			return;
 		}
+		or_overload_buffers(RBUF_CAP);
 	}
 	if (c->rsent && c->rsent == c->rparsed) {
 		memmove(c->rbuf, c->rbuf + c->rsent, c->rlen - c->rsent);
@@ -884,7 +1073,7 @@ static void read_response(struct or_hconn *c)
 		c->rparsed -= c->rsent;
 		c->rsent = 0;
 	}
-	if (c->rlen == RBUF_CAP)
+	if (c->rlen >= RBUF_CAP)
 		return;
 	n = recv(c->up.fd, c->rbuf + c->rlen, RBUF_CAP - c->rlen, 0);
 	if (n > 0) {
@@ -902,11 +1091,11 @@ static void read_response(struct or_hconn *c)
 	}
 	if (n == 0) {
 		take_response(c, true); /* may end a read-until-close body */
-		if (c->ts == TRY_COMMITTED && !c->resp.complete && !c->closed)
-			hc_close(c, true);
+		if (c->ts == TRY_COMMITTED && !c->resp.complete && !c->closed && !c->reset_after)
+			cut_answer(c);
 		return;
 	}
-	hc_close(c, true);
+	cut_answer(c);
 }
 
 static int write_upstream(struct or_hconn *c)
@@ -917,6 +1106,19 @@ static int write_upstream(struct or_hconn *c)
 		n = send(c->up.fd, c->ubuf + c->ubuf_off, c->ubuf_len - c->ubuf_off, MSG_NOSIGNAL);
 		if (n > 0) {
 			c->ubuf_off += n;
+			c->up_sent = true;
+			continue;
+		}
+		if (n == -1 && (errno == EAGAIN || errno == EINTR))
+			return 0;
+		return -errno;
+	}
+	/* The held body, from `in`, where it stays for another try. */
+	while (!c->streaming && c->body_sent < c->body_len) {
+		n = send(c->up.fd, c->in + c->head_len + c->body_sent, c->body_len - c->body_sent,
+			 MSG_NOSIGNAL);
+		if (n > 0) {
+			c->body_sent += n;
 			c->up_sent = true;
 			continue;
 		}
@@ -945,6 +1147,7 @@ static int write_upstream(struct or_hconn *c)
 			return 0;
 		if (n < 0)
 			return -errno;
+		c->up_sent = true;
 		memmove(c->in + c->head_len, c->in + c->head_len + n, c->in_len - c->head_len - n);
 		c->in_len -= n;
 		c->stream_held -= n;
@@ -955,6 +1158,13 @@ static int write_upstream(struct or_hconn *c)
 static bool stream_pending(const struct or_hconn *c)
 {
 	return c->streaming && (c->stream_held || (!c->req.complete && c->in_len > c->head_len));
+}
+
+/* Request bytes of this try not sent upstream yet. */
+static bool up_pending(const struct or_hconn *c)
+{
+	return c->ubuf_off < c->ubuf_len || (!c->streaming && c->body_sent < c->body_len) ||
+	       stream_pending(c);
 }
 
 static void on_up(struct ev_loop *loop, struct ev_io *io, unsigned int revents)
@@ -1038,9 +1248,15 @@ static void next_request(struct or_hconn *c)
 	c->ts = TRY_NONE;
 	c->status = 0;
 	c->rlen = c->rparsed = c->rsent = 0;
-	c->t_req.cb = on_idle_timeout;
-	if (c->rt->policy.idle_timeout_ms)
-		ev_timer_start(c->w->loop, &c->t_req, c->rt->policy.idle_timeout_ms);
+	if (c->in_len) {
+		arm_head_timer(c); /* a pipelined request: its head is on the clock */
+		return;
+	}
+	if (hc_draining(c)) {
+		hc_close(c, false); /* idle, and the agent is draining */
+		return;
+	}
+	arm_idle_timer(c);
 }
 
 static void on_dn(struct ev_loop *loop, struct ev_io *io, unsigned int revents)
@@ -1078,16 +1294,24 @@ static void hc_update(struct or_hconn *c)
 	bool out_pending;
 
 	for (int guard = 0; guard < 8 && !c->closed; guard++) {
+		bool answered;
+
 		out_pending = c->loff < c->llen || c->rsent < c->rparsed;
-		/* An exchange is over once the answer is out. */
-		if (!out_pending && c->status && c->ts == TRY_COMMITTED &&
-		    (c->resp.complete || c->resp.error)) {
-			if (c->close_after)
-				break;
-			next_request(c);
+		if (c->reset_after && !out_pending) {
+			hc_close(c, true); /* the app has every byte there was: now the reset */
+			return;
 		}
-		if (!out_pending && c->close_after && c->ts != TRY_ACTIVE &&
-		    c->ts != TRY_CONNECTING && c->ts != TRY_BACKOFF) {
+		/* An exchange is over once the answer is out, all of it. */
+		answered = !out_pending && c->status &&
+			   (c->ts == TRY_NONE ||
+			    (c->ts == TRY_COMMITTED && (c->resp.complete || c->resp.error)));
+		if (answered && c->ts == TRY_COMMITTED && !c->close_after) {
+			next_request(c);
+			if (c->closed)
+				return;
+			answered = false;
+		}
+		if (answered && c->close_after) {
 			/* Final reply out: half-close and drain, so the app reads it all. */
 			if (!c->lingering) {
 				shutdown(c->dn.fd, SHUT_WR);
@@ -1111,7 +1335,11 @@ static void hc_update(struct or_hconn *c)
 	}
 	if (c->closed)
 		return;
-	if (c->ts == TRY_ACTIVE && c->up.fd != -1 && c->ubuf_off < c->ubuf_len)
+	if (hc_idle(c) && hc_draining(c)) {
+		hc_close(c, false); /* between requests while the agent drains */
+		return;
+	}
+	if (c->ts == TRY_ACTIVE && c->up.fd != -1 && up_pending(c))
 		write_upstream(c);
 
 	out_pending = c->loff < c->llen || c->rsent < c->rparsed;
@@ -1128,7 +1356,7 @@ static void hc_update(struct or_hconn *c)
 	}
 	if (c->up.fd != -1) {
 		if (c->ts == TRY_CONNECTING ||
-		    (c->ts == TRY_ACTIVE && (c->ubuf_off < c->ubuf_len || stream_pending(c))))
+		    (c->ts == TRY_ACTIVE && up_pending(c)))
 			up |= EV_WRITE;
 		if ((c->ts == TRY_ACTIVE || c->ts == TRY_COMMITTED) && c->rlen < RBUF_CAP)
 			up |= EV_READ;
@@ -1141,8 +1369,9 @@ static void hc_update(struct or_hconn *c)
 		hc_close(c, true);
 }
 
-void or_http_accept(struct or_worker *w, struct or_pod_rt *pod, struct or_routes *routes,
-		    struct or_route *rt, int fd)
+/* A connection for fd, on w's list and watched; NULL (fd closed) on failure. */
+static struct or_hconn *hc_new(struct or_worker *w, struct or_pod_rt *pod,
+			       struct or_routes *routes, struct or_route *rt, int fd)
 {
 	struct or_hconn *c = calloc(1, sizeof(*c));
 
@@ -1150,7 +1379,7 @@ void or_http_accept(struct or_worker *w, struct or_pod_rt *pod, struct or_routes
 		or_routes_put(routes);
 		atomic_fetch_sub(&or_proxy.active, 1);
 		or_sock_close_rst(fd);
-		return;
+		return NULL;
 	}
 	c->w = w;
 	c->routes = routes;
@@ -1170,20 +1399,73 @@ void or_http_accept(struct or_worker *w, struct or_pod_rt *pod, struct or_routes
 	if (ev_io_add(w->loop, &c->dn, fd, EV_READ, on_dn)) {
 		c->dn.fd = fd;
 		hc_close(c, true);
-		return;
+		return NULL;
 	}
+	return c;
+}
+
+/* Answers the first request with a 503 before reading it, then closes. */
+static void refuse_first(struct or_hconn *c, const char *reason, const char *why)
+{
+	c->rq = RQ_DONE;
+	c->close_after = true;
+	c->active = true;
+	atomic_fetch_add(&c->rt->metrics->active_requests, 1);
+	local_reply(c, 503, reason, why, true);
+}
+
+void or_http_accept(struct or_worker *w, struct or_pod_rt *pod, struct or_routes *routes,
+		    struct or_route *rt, int fd)
+{
+	struct or_hconn *c = hc_new(w, pod, routes, rt, fd);
+
+	if (!c)
+		return;
 	if (or_cb_overflow(rt, OR_CB_MAX_CONNECTIONS,
 			   atomic_load(&rt->metrics->active_connections) - 1)) {
-		/* Answer the first request with the overflow, then close. */
-		c->rq = RQ_DONE;
-		c->close_after = true;
-		c->active = true;
-		atomic_fetch_add(&rt->metrics->active_requests, 1);
-		local_reply(c, 503, "overflow", "too many connections (max_connections)", true);
+		refuse_first(c, "overflow", "too many connections (max_connections)");
 		return;
 	}
-	if (rt->policy.idle_timeout_ms)
-		ev_timer_start(w->loop, &c->t_req, rt->policy.idle_timeout_ms);
+	arm_head_timer(c); /* the first request's head: from now */
+}
+
+void or_http_shed(struct or_worker *w, struct or_pod_rt *pod, struct or_routes *routes,
+		  struct or_route *rt, int fd, const char *reason, const char *why)
+{
+	struct or_hconn *c = hc_new(w, pod, routes, rt, fd);
+
+	if (c)
+		refuse_first(c, reason, why);
+}
+
+void or_http_drain(struct or_worker *w)
+{
+	struct or_hconn *c, *next;
+
+	for (c = w->hconns; c; c = next) {
+		next = c->next; /* hc_close unlinks c only */
+		if (c->closed || c->lingering)
+			continue;
+		c->draining = true;
+		if (hc_idle(c)) {
+			/*
+			 * Not closed at once: its client may be sending a request
+			 * right now, which would meet a close. One that comes is
+			 * answered with "connection: close"; without one, closed
+			 * after DRAIN_IDLE_MS.
+			 */
+			c->t_req.cb = on_idle_timeout;
+			ev_timer_start(w->loop, &c->t_req, DRAIN_IDLE_MS);
+			continue;
+		}
+		/*
+		 * An answer going out already went without "connection: close":
+		 * close once it is all out. One not committed yet gets the
+		 * header (take_response, local_reply).
+		 */
+		if (c->ts == TRY_COMMITTED)
+			c->close_after = true;
+	}
 }
 
 void or_http_close_all(struct or_worker *w)

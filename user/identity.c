@@ -355,7 +355,17 @@ void or_ca_free(struct or_ca *ca)
 	X509_free(ca->cert);
 	EVP_PKEY_free(ca->key);
 	free(ca->trust_domain);
+	free(ca->cert_path);
+	free(ca->key_path);
 	free(ca);
+}
+
+/* Where the CA came from, for or_ca_check. 0 or -ENOMEM (then ca is freed). */
+static int ca_remember_paths(struct or_ca *ca, const char *cert_path, const char *key_path)
+{
+	ca->cert_path = strdup(cert_path);
+	ca->key_path = strdup(key_path);
+	return ca->cert_path && ca->key_path ? 0 : -ENOMEM;
 }
 
 /* Never prompt on a terminal for a passphrase: encrypted keys are not supported. */
@@ -456,6 +466,11 @@ static int ca_from_files(const char *cert_path, const char *key_path, const char
 	if (ret)
 		goto err_free;
 	ret = ca_new(cert, key, trust_domain, out);
+	if (!ret && ca_remember_paths(*out, cert_path, key_path)) {
+		or_ca_free(*out);
+		*out = NULL;
+		ret = -ENOMEM;
+	}
 	if (ret)
 		return fail(err, errlen, ret, "%s: out of memory", cert_path);
 	return 0;
@@ -463,6 +478,25 @@ static int ca_from_files(const char *cert_path, const char *key_path, const char
 err_free:
 	EVP_PKEY_free(key);
 	X509_free(cert);
+	return ret;
+}
+
+int or_ca_check(const struct or_ca *ca, char *err, size_t errlen)
+{
+	struct or_ca *now = NULL;
+	int ret;
+
+	if (!ca->cert_path)
+		return 0;
+	ret = ca_from_files(ca->cert_path, ca->key_path, ca->trust_domain, &now, err, errlen);
+	ERR_clear_error();
+	if (ret)
+		return ret;
+	if (X509_cmp(now->cert, ca->cert) != 0 || EVP_PKEY_eq(now->key, ca->key) != 1)
+		ret = fail(err, errlen, -ESTALE,
+			   "%s: another CA than the one loaded at start (a new CA needs a restart)",
+			   ca->cert_path);
+	or_ca_free(now);
 	return ret;
 }
 
@@ -666,6 +700,11 @@ static int ca_create(const char *dir, const char *crt, const char *keyp, const c
 	if (ret)
 		goto err_free;
 	ret = ca_new(cert, key, trust_domain, out);
+	if (!ret && ca_remember_paths(*out, crt, keyp)) {
+		or_ca_free(*out);
+		*out = NULL;
+		ret = -ENOMEM;
+	}
 	if (ret)
 		return fail(err, errlen, ret, "%s: out of memory", crt);
 	or_warn("created a demo CA: give the agents a cluster CA outside demos", "cert=%s", crt);

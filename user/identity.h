@@ -20,6 +20,7 @@ struct or_ca {
 	X509 *cert;           /* self-signed root, CA:TRUE, keyCertSign */
 	X509_STORE *bundle;   /* trust bundle: the root */
 	char *trust_domain;   /* e.g. "cluster.local" */
+	char *cert_path, *key_path; /* the files it was loaded from */
 };
 
 /*
@@ -32,6 +33,13 @@ struct or_ca {
 int or_ca_load(const char *cert_path, const char *key_path, const char *state_dir,
 	       const char *trust_domain, struct or_ca **out, char *err, size_t errlen);
 void or_ca_free(struct or_ca *ca);
+/*
+ * Whether the CA's files still hold this CA: the agent signs only while its
+ * CA source is there (a Secret removed or rotated away makes it stop, as a
+ * mesh's node proxy stops getting certificates when its CA server is gone).
+ * 0, or -errno / -EINVAL / -ESTALE with the reason in err.
+ */
+int or_ca_check(const struct or_ca *ca, char *err, size_t errlen);
 
 struct or_svid {
 	EVP_PKEY *key;

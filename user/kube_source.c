@@ -190,6 +190,17 @@ static int merge_namespaces(struct or_kube *k, struct or_config *cfg)
 		}
 		if (or_labels_copy(&ns->labels, &kns->meta.labels))
 			return -ENOMEM;
+		/*
+		 * Without a file entry, the namespace's label chooses the failure
+		 * mode (permissive there, so fail-open is allowed).
+		 */
+		if (!ns->line) {
+			const char *v = or_labels_get(&ns->labels, OR_LABEL_ON_AGENT_DOWN);
+
+			ns->on_agent_down = v && strcmp(v, "fail-open") == 0
+						    ? OR_AGENT_DOWN_FAIL_OPEN
+						    : OR_AGENT_DOWN_FAIL_CLOSED;
+		}
 	}
 	return 0;
 }

@@ -16,12 +16,15 @@
 #include <time.h>
 
 #include "metrics.h"
+#include "overload.h"
 #include "pinned.h"
 
 struct svc_node {
 	struct or_svc_metrics m; /* first: callers only ever see &node->m */
 	struct svc_node *next;
 };
+
+struct or_overload_stats or_overload_stats;
 
 static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct svc_node *registry;
@@ -321,6 +324,47 @@ static void render_ejected(struct sbuf *b, int breakers_fd)
 	sb_printf(b, "%s %zu\n", name, ejected);
 }
 
+static const char *const overload_reason_names[OR_OVERLOAD_MAX] = {
+	[OR_OVERLOAD_HEADER_TIMEOUT] = "header_timeout",
+	[OR_OVERLOAD_HEADER_TOO_LARGE] = "header_too_large",
+	[OR_OVERLOAD_BUFFER_LIMIT] = "buffer_limit",
+	[OR_OVERLOAD_EMFILE] = "emfile",
+	[OR_OVERLOAD_MEMORY] = "memory",
+	[OR_OVERLOAD_MAX_CONNECTIONS] = "max_connections",
+};
+
+/* Overload protection, node-wide (user/overload.c, the proxies, the workers). */
+static void render_overload(struct sbuf *b)
+{
+	const struct or_overload_stats *o = &or_overload_stats;
+	static const char total[] = "outrider_overload_total";
+	int64_t buffered;
+
+	or_overload_poll();
+	buffered = atomic_load_explicit(&o->buffered_bytes, memory_order_relaxed);
+	sb_family(b, total, "counter",
+		  "Work turned away or paused to protect the agent, by reason.");
+	for (int r = 0; r < OR_OVERLOAD_MAX; r++)
+		sb_printf(b, "%s{reason=\"%s\"} %llu\n", total, overload_reason_names[r],
+			  (unsigned long long)atomic_load_explicit(&o->total[r],
+								   memory_order_relaxed));
+	sb_family(b, "outrider_buffered_bytes", "gauge",
+		  "Bytes of connection buffers the agent holds now.");
+	sb_printf(b, "outrider_buffered_bytes %lld\n", (long long)(buffered > 0 ? buffered : 0));
+	sb_family(b, "outrider_memory_working_set_bytes", "gauge",
+		  "The agent's memory cgroup working set at the last reading (0: not read).");
+	sb_printf(b, "outrider_memory_working_set_bytes %llu\n",
+		  (unsigned long long)atomic_load_explicit(&o->memory_bytes, memory_order_relaxed));
+	sb_family(b, "outrider_memory_limit_bytes", "gauge",
+		  "The tightest memory limit of the agent's cgroup and its ancestors (0: none).");
+	sb_printf(b, "outrider_memory_limit_bytes %llu\n",
+		  (unsigned long long)atomic_load_explicit(&o->memory_limit, memory_order_relaxed));
+	sb_family(b, "outrider_memory_shedding", "gauge",
+		  "1 while new connections are shed over the memory high-water mark.");
+	sb_printf(b, "outrider_memory_shedding %d\n",
+		  atomic_load_explicit(&o->memory_shedding, memory_order_relaxed) ? 1 : 0);
+}
+
 static int cmp_svc(const void *pa, const void *pb)
 {
 	const struct or_svc_metrics *a = *(struct or_svc_metrics *const *)pa;
@@ -367,6 +411,7 @@ int or_metrics_render(const struct or_metrics_node *node, char **out, size_t *le
 		  (unsigned long long)(node ? node->config_reloads_ok : 0));
 	sb_printf(&b, "outrider_config_reloads_total{result=\"failed\"} %llu\n",
 		  (unsigned long long)(node ? node->config_reloads_failed : 0));
+	render_overload(&b);
 	for (size_t i = 0; node && i < node->n_extra; i++) {
 		const struct or_metric_sample *x = &node->extra[i];
 

@@ -44,6 +44,33 @@ struct or_svc_metrics {
 	_Atomic uint64_t bytes_received;   /* outrider_tcp_received_bytes_total (from the app) */
 };
 
+/* Why the agent turned work away or paused: outrider_overload_total{reason}. */
+enum or_overload_reason {
+	OR_OVERLOAD_HEADER_TIMEOUT,  /* "header_timeout": 408, no whole request head in time */
+	OR_OVERLOAD_HEADER_TOO_LARGE, /* "header_too_large": 431, head over 60 KiB or 100 headers */
+	OR_OVERLOAD_BUFFER_LIMIT,    /* "buffer_limit": a request buffer reached limits.buffer_bytes */
+	OR_OVERLOAD_EMFILE,          /* "emfile": accepting paused, out of fds (or socket memory) */
+	OR_OVERLOAD_MEMORY,          /* "memory": a connection shed over the memory high-water mark */
+	OR_OVERLOAD_MAX_CONNECTIONS, /* "max_connections": a connection over max_connections */
+	OR_OVERLOAD_MAX,
+};
+
+/* Node-wide overload state, written by the data path and user/overload.c. */
+struct or_overload_stats {
+	_Atomic uint64_t total[OR_OVERLOAD_MAX]; /* outrider_overload_total{reason} */
+	_Atomic int64_t buffered_bytes;   /* outrider_buffered_bytes: connection buffers held now */
+	_Atomic uint64_t memory_bytes;    /* outrider_memory_working_set_bytes, at the last reading */
+	_Atomic uint64_t memory_limit;    /* outrider_memory_limit_bytes: the tightest; 0 = none */
+	_Atomic int memory_shedding;      /* outrider_memory_shedding: 1 over the high-water mark */
+};
+
+extern struct or_overload_stats or_overload_stats;
+
+static inline void or_overload_count(enum or_overload_reason r)
+{
+	atomic_fetch_add_explicit(&or_overload_stats.total[r], 1, memory_order_relaxed);
+}
+
 /*
  * The counters of a service, created on first use; the pointer stays valid
  * until or_metrics_free_all(). Thread-safe. NULL only on allocation failure.

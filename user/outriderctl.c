@@ -4,6 +4,7 @@
  * people or JSON for scripts. It needs the pins only, not a running agent,
  * so it also shows what a dead agent left behind.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
@@ -11,7 +12,9 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 #include <bpf/bpf.h>
@@ -26,6 +29,7 @@
 struct ctl {
 	const char *pin_dir;
 	bool json;
+	bool force; /* uninstall while an agent runs */
 };
 
 struct pod_row {
@@ -74,10 +78,16 @@ static void usage(FILE *f)
 		"  tls        mTLS counters: handshakes, failures by reason, tunnels,\n"
 		"             authorization denials, bad requests, app failures (or_tls)\n"
 		"  stats      kernel counters per reason (or_stats) and agent settings\n"
+		"  uninstall  detaches every pod's programs and removes the pins, so\n"
+		"             nothing of outrider is left in the kernel. The agent leaves\n"
+		"             them when it stops (pods stay captured, its successor adopts\n"
+		"             them); run this after stopping it for good. Refused while an\n"
+		"             agent runs, unless --force\n"
 		"\n"
 		"Options (before or after the command):\n"
 		"  --pin-dir DIR  the agent's pin directory (default %s)\n"
 		"  --json         JSON for scripts instead of a table\n"
+		"  --force        uninstall even while an agent runs\n"
 		"  -h, --help     this text\n"
 		"\n"
 		"In --json, times are Unix seconds; certs' expires_in_s is negative once\n"
@@ -1202,8 +1212,9 @@ static void stats_json(const __u64 *counts, unsigned int n, const struct or_sett
 		printf("  \"%s\":%llu,\n", reason_str(i, name, sizeof(name)),
 		       (unsigned long long)counts[i]);
 	printf("  \"settings\":{\"abi_version\":%u,\"agent_pid\":%u,\"outbound_port\":%u,"
-	       "\"heartbeat_age_ms\":",
-	       s->abi_version, s->agent_pid, s->outbound_port);
+	       "\"stopped\":%s,\"heartbeat_age_ms\":",
+	       s->abi_version, s->agent_pid, s->outbound_port,
+	       s->flags & OR_SETTINGS_F_STOPPED ? "true" : "false");
 	if (age < 0)
 		printf("null}\n}\n");
 	else
@@ -1221,6 +1232,11 @@ static int stats_table(const __u64 *counts, unsigned int n, const struct or_sett
 		{ "agent_pid", pid },
 		{ "outbound_port", port },
 		{ "heartbeat_age", hb },
+		{ "agent", s->flags & OR_SETTINGS_F_STOPPED ? "stopped"
+			   : age < 0 ? "never started"
+			   : age * 1000000ll > (long long)OR_HEARTBEAT_TIMEOUT_NS
+				   ? "down (heartbeat stale)"
+				   : "running" },
 	};
 	int err = 0;
 
@@ -1295,6 +1311,9 @@ static int cmd_stats(const struct ctl *c)
 			goto out_free;
 		}
 	}
+	/* Spare slots of the map (OR_STATS_SLOTS) show only once a newer agent counts there. */
+	while (n > OR_REASON_MAX && !counts[n - 1])
+		n--;
 	if (c->json)
 		stats_json(counts, n, &s, heartbeat_age_ms(&s));
 	else
@@ -1312,6 +1331,36 @@ static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list 
 	return or_log_libbpf(level, fmt, ap);
 }
 
+static int cmd_uninstall(const struct ctl *c)
+{
+	char links[PATH_MAX];
+	struct or_settings s = {};
+	struct stat st;
+	int n_links, n_maps;
+
+	if (stat(c->pin_dir, &st) == -1) {
+		printf("nothing to remove: %s does not exist\n", c->pin_dir);
+		return 0;
+	}
+	if (read_settings(c, true, &s) == 0 && !(s.flags & OR_SETTINGS_F_STOPPED) && s.agent_pid &&
+	    (kill((pid_t)s.agent_pid, 0) == 0 || errno == EPERM) && !c->force) {
+		fprintf(stderr,
+			"outriderctl: uninstall: the agent (pid %u) still runs; stop it first, or --force\n",
+			s.agent_pid);
+		return -EBUSY;
+	}
+	/* Links first: with their pins gone, each detaches from its cgroup or netns. */
+	snprintf(links, sizeof(links), "%s/links", c->pin_dir);
+	n_links = or_pinned_remove_dir(links);
+	n_maps = or_pinned_remove_dir(c->pin_dir);
+	if (access(c->pin_dir, F_OK) == 0)
+		fprintf(stderr, "outriderctl: %s is not empty: something else is pinned there\n",
+			c->pin_dir);
+	printf("removed %d link pins (programs detached) and %d map pins from %s\n", n_links,
+	       n_maps, c->pin_dir);
+	return 0;
+}
+
 static const struct {
 	const char *name;
 	int (*run)(const struct ctl *c);
@@ -1324,6 +1373,7 @@ static const struct {
 	{ "inbound", cmd_inbound },
 	{ "tls", cmd_tls },
 	{ "stats", cmd_stats },
+	{ "uninstall", cmd_uninstall },
 };
 
 int main(int argc, char **argv)
@@ -1331,6 +1381,7 @@ int main(int argc, char **argv)
 	static const struct option opts[] = {
 		{ "pin-dir", required_argument, NULL, 'p' },
 		{ "json", no_argument, NULL, 'j' },
+		{ "force", no_argument, NULL, 'f' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
@@ -1351,6 +1402,9 @@ int main(int argc, char **argv)
 			break;
 		case 'j':
 			c.json = true;
+			break;
+		case 'f':
+			c.force = true;
 			break;
 		case 'h':
 			usage(stdout);
@@ -1394,7 +1448,7 @@ int main(int argc, char **argv)
 		return err ? EXIT_FAILURE : EXIT_SUCCESS;
 	}
 	fprintf(stderr,
-		"outriderctl: unknown command '%s' (commands: pods, certs, services, backends, breakers, inbound, tls, stats; see --help)\n",
+		"outriderctl: unknown command '%s' (commands: pods, certs, services, backends, breakers, inbound, tls, stats, uninstall; see --help)\n",
 		cmd);
 	return EXIT_USAGE;
 }

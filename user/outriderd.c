@@ -13,13 +13,16 @@
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: outriderd --config FILE [--log-level debug|info|warn|error] [--check]\n"
-		   "                 [--sidecar NAMESPACE/NAME]\n"
+		   "                 [--sidecar NAMESPACE/NAME] [--when-replaced exit|wait]\n"
 		   "\n"
 		   "  --config FILE     agent configuration (YAML); SIGHUP reloads it\n"
 		   "  --log-level LVL   logfmt on stderr at this level and above (default info)\n"
 		   "  --check           validate FILE, print FILE:LINE: reason on error, exit\n"
 		   "  --sidecar POD     sidecar mode: run inside POD's netns as its proxy, traffic\n"
-		   "                    captured by iptables REDIRECT (deploy/sidecar); no BPF\n");
+		   "                    captured by iptables REDIRECT (deploy/sidecar); no BPF\n"
+		   "  --when-replaced W after a new agent took over and the drain is done: exit\n"
+		   "                    (default), or wait idle for SIGTERM (a DaemonSet pod,\n"
+		   "                    whose container would otherwise be restarted)\n");
 }
 
 int main(int argc, char **argv)
@@ -29,12 +32,13 @@ int main(int argc, char **argv)
 		{ "log-level", required_argument, NULL, 'l' },
 		{ "check", no_argument, NULL, 'k' },
 		{ "sidecar", required_argument, NULL, 's' },
+		{ "when-replaced", required_argument, NULL, 'w' },
 		{ "help", no_argument, NULL, 'h' },
 		{},
 	};
 	const char *config = NULL, *sidecar = NULL;
 	struct or_agent agent;
-	bool check = false;
+	bool check = false, wait_replaced = false;
 	int opt, err;
 
 	while ((opt = getopt_long(argc, argv, "c:l:h", opts, NULL)) != -1) {
@@ -58,6 +62,14 @@ int main(int argc, char **argv)
 					sidecar);
 				return 2;
 			}
+			break;
+		case 'w':
+			if (strcmp(optarg, "exit") && strcmp(optarg, "wait")) {
+				fprintf(stderr, "outriderd: --when-replaced wants exit or wait, not '%s'\n",
+					optarg);
+				return 2;
+			}
+			wait_replaced = strcmp(optarg, "wait") == 0;
 			break;
 		case 'h':
 			usage(stdout);
@@ -85,7 +97,7 @@ int main(int argc, char **argv)
 	}
 
 	libbpf_set_print(or_log_libbpf);
-	err = or_agent_start(&agent, config, sidecar);
+	err = or_agent_start(&agent, config, sidecar, wait_replaced);
 	if (err)
 		return 1;
 	err = or_agent_run(&agent);

@@ -1,8 +1,11 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+#include <dirent.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
@@ -48,6 +51,9 @@ static const char *const reason_names[] = {
 	[OR_REASON_SKIPPED_EJECTED] = "skipped_ejected",
 	[OR_REASON_INBOUND_REFUSED] = "inbound_refused",
 	[OR_REASON_INBOUND_PLAINTEXT] = "inbound_plaintext",
+	[OR_REASON_AGENT_DOWN_REFUSED] = "agent_down_refused",
+	[OR_REASON_AGENT_DOWN_FAIL_OPEN] = "agent_down_fail_open",
+	[OR_REASON_AGENT_DOWN_STRICT] = "agent_down_strict",
 };
 _Static_assert(ARRAY_SIZE(reason_names) == OR_REASON_MAX, "a reason in or_abi.h has no name");
 
@@ -371,4 +377,29 @@ const char *or_abi_name_str(const char name[OR_NAME_LEN], char *buf, size_t len)
 const char *or_abi_id_str(const char id[OR_ID_LEN], char *buf, size_t len)
 {
 	return field_str(id, or_abi_id_len(id), buf, len);
+}
+
+int or_pinned_remove_dir(const char *dir)
+{
+	char path[PATH_MAX];
+	struct dirent *de;
+	struct stat st;
+	int n = 0;
+	DIR *d;
+
+	d = opendir(dir);
+	if (!d)
+		return 0;
+	while ((de = readdir(d))) {
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+		if (lstat(path, &st) == 0 && S_ISDIR(st.st_mode))
+			n += or_pinned_remove_dir(path);
+		else if (unlink(path) == 0)
+			n++;
+	}
+	closedir(d);
+	rmdir(dir);
+	return n;
 }

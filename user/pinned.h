@@ -24,6 +24,13 @@ struct or_map_layout {
 	__u32 max_entries;
 };
 
+/*
+ * Unpins every pin in dir, then every pin in its subdirectories, and removes
+ * them and dir: a link whose pin goes (and that no process holds) detaches.
+ * Returns how many pins went.
+ */
+int or_pinned_remove_dir(const char *dir);
+
 /* "<pin_dir>/<map>" into buf; -ENAMETOOLONG if it does not fit. */
 int or_pinned_path(const char *pin_dir, const char *map, char *buf, size_t len);
 

@@ -11,6 +11,8 @@
 #include "tunnel_in.h"
 #include "tunnel_out.h"
 #include "log.h"
+#include "metrics.h"
+#include "overload.h"
 #include "proxy.h"
 #include "routes.h"
 #include "sock.h"
@@ -58,6 +60,7 @@ static void conn_free(struct ev_deferred *d)
 {
 	struct or_conn *c = container_of(d, struct or_conn, defer);
 
+	or_overload_buffers(-(int64_t)sizeof(c->mem));
 	or_routes_put(c->routes);
 	or_pod_rt_put(c->pod);
 	free(c);
@@ -65,14 +68,15 @@ static void conn_free(struct ev_deferred *d)
 
 static void close_up(struct or_conn *c, bool rst)
 {
-	if (c->up.fd == -1)
-		return;
-	ev_io_del(c->w->loop, &c->up);
-	if (rst)
-		or_sock_close_rst(c->up.fd);
-	else
-		close(c->up.fd);
-	c->up.fd = -1;
+	if (c->up.fd != -1) {
+		ev_io_del(c->w->loop, &c->up);
+		if (rst)
+			or_sock_close_rst(c->up.fd);
+		else
+			close(c->up.fd);
+		c->up.fd = -1;
+	}
+	/* Also when the try never got a socket: the pick is given back all the same. */
 	if (c->ep >= 0)
 		or_lb_release(&c->route->lb, c->ep);
 	c->ep = -1;
@@ -372,12 +376,21 @@ static void start_try(struct or_conn *c)
 	atomic_fetch_add(&rt->metrics->pending, 1);
 	c->state = CONN_CONNECTING;
 	fd = or_upstream_connect(c->w, c->pod, rt, ep, &in_progress);
+	if (fd == -EMFILE || fd == -ENFILE || fd == -ENOBUFS || fd == -ENOMEM) {
+		/* Our own shortage, not the endpoint's fault: no retry, no blame. */
+		or_debug("no resources for an upstream connection", "pod=%s service=%s err=\"%s\"",
+			 c->pod->name, rt->name, strerror(-fd));
+		try_done(c);
+		conn_close(c, true);
+		return;
+	}
 	if (fd < 0) {
 		try_failed(c, fd);
 		return;
 	}
 	if (ev_io_add(c->w->loop, &c->up, fd, in_progress ? EV_WRITE : 0, on_up)) {
 		close(fd);
+		c->up.fd = -1; /* ev_io_add set it: closed already, not to be closed again */
 		try_failed(c, -ENOMEM);
 		return;
 	}
@@ -461,6 +474,7 @@ static void l4_start(struct or_worker *w, struct or_listener *l, struct or_route
 		return;
 	}
 	memset(c, 0, offsetof(struct or_conn, mem));
+	or_overload_buffers((int64_t)sizeof(c->mem));
 	c->w = w;
 	c->routes = routes;
 	c->route = rt;
@@ -486,19 +500,33 @@ static void l4_start(struct or_worker *w, struct or_listener *l, struct or_route
 	start_try(c);
 }
 
+/* Why a new connection is turned away before it is served, or OR_OVERLOAD_MAX. */
+static enum or_overload_reason shed_reason(struct or_worker *w)
+{
+	if (atomic_fetch_add(&or_proxy.active, 1) >= atomic_load(&or_proxy.max_connections)) {
+		or_proxy.stats.refused_limit++;
+		return OR_OVERLOAD_MAX_CONNECTIONS;
+	}
+	if (or_overload_shed(ev_now_ms(w->loop)))
+		return OR_OVERLOAD_MEMORY;
+	return OR_OVERLOAD_MAX;
+}
+
 void or_proxy_accept(struct or_worker *w, struct or_listener *l, int fd)
 {
 	struct or_routes *routes = NULL;
 	struct or_route *route;
 	struct or_dst dst;
 	struct or_ip vip;
+	enum or_overload_reason shed;
 	int err;
 
 	or_proxy.stats.accepted++;
-	if (atomic_fetch_add(&or_proxy.active, 1) >= atomic_load(&or_proxy.max_connections)) {
-		or_proxy.stats.refused_limit++;
-		goto refuse;
-	}
+	/*
+	 * Decided first, acted on once the route is known: an HTTP app is
+	 * told why (503), a TCP one is reset.
+	 */
+	shed = shed_reason(w);
 	err = lookup_origdst(l, fd, &dst);
 	if (err) {
 		or_proxy.stats.no_origdst++;
@@ -520,6 +548,19 @@ void or_proxy_accept(struct or_worker *w, struct or_listener *l, int fd)
 	if (!route) {
 		or_proxy.stats.no_route++;
 		goto refuse;
+	}
+	if (shed != OR_OVERLOAD_MAX) {
+		bool mem = shed == OR_OVERLOAD_MEMORY;
+
+		or_overload_count(shed);
+		or_debug("connection shed", "pod=%s service=%s reason=%s", l->pod->name,
+			 route->name, mem ? "memory" : "max_connections");
+		if (route->protocol != OR_PROTOCOL_HTTP)
+			goto refuse;
+		or_http_shed(w, l->pod, routes, route, fd, mem ? "memory" : "max_connections",
+			     mem ? "the agent is near its memory limit"
+				 : "the agent is at max_connections");
+		return;
 	}
 	if (route->protocol == OR_PROTOCOL_HTTP) {
 		or_http_accept(w, l->pod, routes, route, fd);
@@ -558,13 +599,15 @@ void or_proxy_accept_inbound(struct or_worker *w, struct or_listener *l, int fd)
 {
 	struct or_routes *routes, *one = NULL;
 	struct or_ip dst, app;
+	enum or_overload_reason shed;
 	enum or_mtls_mode mode;
 	uint16_t port;
 	int err;
 
 	or_proxy.stats.accepted++;
-	if (atomic_fetch_add(&or_proxy.active, 1) >= atomic_load(&or_proxy.max_connections)) {
-		or_proxy.stats.refused_limit++;
+	shed = shed_reason(w);
+	if (shed != OR_OVERLOAD_MAX) {
+		or_overload_count(shed);
 		goto refuse;
 	}
 	err = original_dst(fd, l->family, &dst, &port);

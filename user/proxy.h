@@ -39,7 +39,14 @@ struct or_proxy_ctx {
 	 */
 	bool sidecar;
 	_Atomic uint32_t max_connections;
-	_Atomic uint32_t active;
+	_Atomic uint32_t active; /* client connections and inbound tunnels being served */
+	_Atomic uint32_t header_timeout_ms; /* limits.header_timeout_ms */
+	_Atomic uint32_t buffer_bytes;      /* limits.buffer_bytes */
+	/*
+	 * The agent is draining (stopping, or replaced by a successor): HTTP
+	 * connections close after the response in flight, idle ones at once.
+	 */
+	_Atomic bool draining;
 	struct or_proxy_stats stats;
 };
 

@@ -104,3 +104,33 @@ void or_sock_close_rst(int fd)
 	setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
 	close(fd);
 }
+
+int or_sock_is_listener(int fd, const struct or_ip *ip, uint16_t port)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	struct or_ip have;
+	uint16_t have_port;
+	int on = 0, type = 0;
+	socklen_t ol = sizeof(on), tl = sizeof(type);
+
+	if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &on, &ol) == -1 ||
+	    getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tl) == -1 ||
+	    getsockname(fd, (struct sockaddr *)&ss, &len) == -1)
+		return -errno;
+	if (!on || type != SOCK_STREAM || or_ip_from_sockaddr(&ss, &have, &have_port) ||
+	    !or_ip_eq(&have, ip) || have_port != port)
+		return -EINVAL;
+	return 0;
+}
+
+int or_sock_netns_cookie_here(uint64_t *cookie)
+{
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), err;
+
+	if (fd == -1)
+		return -errno;
+	err = or_sock_netns_cookie(fd, cookie);
+	close(fd);
+	return err;
+}

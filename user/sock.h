@@ -18,6 +18,13 @@ int or_sock_connect(const struct or_ip *ip, uint16_t port, int *in_progress);
 int or_sock_error(int fd);
 /* SO_NETNS_COOKIE of the netns the socket lives in. */
 int or_sock_netns_cookie(int fd, uint64_t *cookie);
+/*
+ * 0 when fd is a listening TCP socket bound to exactly ip:port (a socket
+ * handed over by another agent is checked before it is used), else -errno.
+ */
+int or_sock_is_listener(int fd, const struct or_ip *ip, uint16_t port);
+/* SO_NETNS_COOKIE of the calling thread's netns. */
+int or_sock_netns_cookie_here(uint64_t *cookie);
 /* Peer port, host byte order, or -errno. */
 int or_sock_peer_port(int fd);
 /* Close so that the peer sees a reset rather than a clean FIN. */

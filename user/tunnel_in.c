@@ -10,7 +10,9 @@
 
 #include "authz.h"
 #include "log.h"
+#include "metrics.h"
 #include "netns.h"
+#include "overload.h"
 #include "proxy.h"
 #include "routes.h"
 #include "sock.h"
@@ -49,6 +51,7 @@ static void tc_free(struct ev_deferred *d)
 {
 	struct or_tconn *c = container_of(d, struct or_tconn, defer);
 
+	or_overload_buffers(-(int64_t)sizeof(c->mem));
 	SSL_free(c->pump.ssl);
 	or_tls_id_put(c->id);
 	or_pod_rt_put(c->pod);
@@ -191,6 +194,7 @@ static void on_head(struct or_tconn *c, const struct or_tunnel_target *t)
 	}
 	if (ev_io_add(c->w->loop, &c->app, fd, EV_WRITE, on_app)) {
 		close(fd);
+		c->app.fd = -1; /* ev_io_add set it: closed already, not to be closed again */
 		refuse(c, 502, "cannot watch the app connection");
 		return;
 	}
@@ -384,12 +388,20 @@ static void on_timeout(struct ev_loop *loop, struct ev_timer *t)
 
 void or_tunnel_accept(struct or_worker *w, struct or_listener *l, int fd)
 {
-	struct or_tls_id *id = or_pod_tls_get(l->pod);
-	struct or_tconn *c;
+	struct or_tls_id *id = NULL;
+	struct or_tconn *c = NULL;
 
-	atomic_fetch_add(&or_proxy.active, 1);
 	atomic_fetch_add(&or_tunnel_stats.accepted, 1);
-	c = id ? malloc(sizeof(*c)) : NULL;
+	/* Over max_connections, or near the memory limit: the peer agent sees a close. */
+	if (atomic_fetch_add(&or_proxy.active, 1) >= atomic_load(&or_proxy.max_connections)) {
+		or_proxy.stats.refused_limit++;
+		or_overload_count(OR_OVERLOAD_MAX_CONNECTIONS);
+	} else if (or_overload_shed(ev_now_ms(w->loop))) {
+		or_overload_count(OR_OVERLOAD_MEMORY);
+	} else {
+		id = or_pod_tls_get(l->pod);
+		c = id ? malloc(sizeof(*c)) : NULL;
+	}
 	if (!c) {
 		or_tls_id_put(id);
 		atomic_fetch_sub(&or_proxy.active, 1);
@@ -397,6 +409,7 @@ void or_tunnel_accept(struct or_worker *w, struct or_listener *l, int fd)
 		return;
 	}
 	memset(c, 0, offsetof(struct or_tconn, mem));
+	or_overload_buffers((int64_t)sizeof(c->mem));
 	c->w = w;
 	c->id = id;
 	or_pod_rt_get(l->pod);

@@ -14,12 +14,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
 #include "log.h"
 #include "netns.h"
+#include "overload.h"
 #include "sock.h"
 #include "tls.h"
 #include "tls_pump.h"
@@ -27,6 +29,7 @@
 #include "tunnel_out.h"
 
 #define SETUP_MS 5000
+#define EXPIRED_QUIET_MS 1000 /* an expired tunnel quiet this long is closed */
 
 struct or_tunnel_out_stats or_tunnel_out_stats;
 
@@ -45,6 +48,8 @@ struct or_oconn {
 	int hs_wants;
 	char expect[OR_SPIFFE_ID_MAX]; /* the workload that must answer, or "" */
 	bool http; /* the proxy speaks HTTP through us: a denial becomes a 403 */
+	time_t expires;   /* open: the sooner of our SVID's and the peer's not_after */
+	uint64_t last_ms; /* open: when bytes last moved */
 	char dest[64];
 	struct or_tunnel_target target;
 	struct or_tls_pump pump;
@@ -55,6 +60,7 @@ static void oc_free(struct ev_deferred *d)
 {
 	struct or_oconn *c = container_of(d, struct or_oconn, defer);
 
+	or_overload_buffers(-(int64_t)sizeof(c->mem));
 	SSL_free(c->pump.ssl);
 	or_tls_id_put(c->id);
 	free(c);
@@ -152,6 +158,8 @@ static void handshake(struct or_oconn *c)
 	c->st = O_WAIT_200;
 }
 
+static void expiry_arm(struct or_oconn *c);
+
 /* The answer to our CONNECT: 200 opens the stream, anything else ends it. */
 static int read_answer(struct or_oconn *c)
 {
@@ -181,17 +189,44 @@ static int read_answer(struct or_oconn *c)
 		return -1;
 	}
 	or_tls_pump_consume(&c->pump, used);
-	ev_timer_stop(c->w->loop, &c->timer);
 	c->pump.plain = c->pair.fd;
 	c->st = O_OPEN;
+	expiry_arm(c);
 	atomic_fetch_add(&or_tunnel_out_stats.established, 1);
 	return 0;
+}
+
+/* Open: the timer now waits for the first identity of the tunnel to expire. */
+static void expiry_arm(struct or_oconn *c)
+{
+	const ASN1_TIME *peer_end = NULL;
+	X509 *peer = SSL_get0_peer_certificate(c->pump.ssl);
+	time_t now = time(NULL);
+	int days = 0, secs = 0;
+
+	c->expires = c->id ? c->id->svid->not_after : 0;
+	if (peer)
+		peer_end = X509_get0_notAfter(peer);
+	if (peer_end && ASN1_TIME_diff(&days, &secs, NULL, peer_end)) {
+		time_t end = now + (time_t)days * 86400 + secs;
+
+		if (!c->expires || end < c->expires)
+			c->expires = end;
+	}
+	c->last_ms = ev_now_ms(c->w->loop);
+	if (!c->expires) {
+		ev_timer_stop(c->w->loop, &c->timer);
+		return;
+	}
+	ev_timer_start(c->w->loop, &c->timer,
+		       c->expires > now ? (uint64_t)(c->expires - now) * 1000 + 1 : 0);
 }
 
 static void step(struct or_oconn *c)
 {
 	int err = 0;
 
+	c->last_ms = ev_now_ms(c->w->loop);
 	if (c->st == O_HANDSHAKE) {
 		handshake(c);
 		if (c->closed || c->st == O_HANDSHAKE) {
@@ -245,9 +280,24 @@ static void on_pair(struct ev_loop *loop, struct ev_io *io, unsigned int revents
 static void on_timeout(struct ev_loop *loop, struct ev_timer *t)
 {
 	struct or_oconn *c = container_of(t, struct or_oconn, timer);
+	uint64_t quiet;
 
-	if (c->st != O_OPEN)
+	if (c->st != O_OPEN) {
 		oc_close(c, "tunnel setup took too long");
+		return;
+	}
+	/*
+	 * An identity that authenticated this tunnel has expired. What is in
+	 * flight runs on (a long stream outlives the SVID it began with), but
+	 * once the tunnel goes quiet it is closed, so that it never carries a
+	 * new request (an idle pooled HTTP connection) on an expired identity.
+	 */
+	quiet = ev_now_ms(loop) - c->last_ms;
+	if (quiet >= EXPIRED_QUIET_MS) {
+		oc_close(c, "an identity of this tunnel expired");
+		return;
+	}
+	ev_timer_start(loop, t, EXPIRED_QUIET_MS - quiet);
 }
 
 int or_tunnel_open(struct or_worker *w, struct or_pod_rt *pod, const struct or_ip *ip,
@@ -279,6 +329,7 @@ int or_tunnel_open(struct or_worker *w, struct or_pod_rt *pod, const struct or_i
 	if (!c)
 		goto fail;
 	memset(c, 0, offsetof(struct or_oconn, mem));
+	or_overload_buffers((int64_t)sizeof(c->mem));
 	c->w = w;
 	c->id = id;
 	c->target.ip = *ip;
@@ -310,6 +361,7 @@ int or_tunnel_open(struct or_worker *w, struct or_pod_rt *pod, const struct or_i
 	return sv[0];
 fail:
 	if (c) {
+		or_overload_buffers(-(int64_t)sizeof(c->mem));
 		SSL_free(c->pump.ssl);
 		free(c);
 	}

@@ -7,12 +7,15 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "http_proxy.h"
 #include "log.h"
+#include "metrics.h"
 #include "proxy.h"
 #include "tunnel_in.h"
 #include "worker.h"
 
-enum or_wcmd_type { OR_WCMD_ADD, OR_WCMD_DEL, OR_WCMD_STOP };
+
+enum or_wcmd_type { OR_WCMD_ADD, OR_WCMD_DEL, OR_WCMD_DRAIN, OR_WCMD_STOP };
 
 struct or_wcmd {
 	enum or_wcmd_type type;
@@ -28,10 +31,23 @@ struct or_lsn_reg {
 	struct or_lsn_reg *next;
 	struct ev_deferred defer;
 	int dead;
+	/* Accepting paused (out of fds or memory): the timer puts the listener back. */
+	struct ev_timer pause;
+	uint32_t pause_ms; /* the next pause; doubles while it keeps failing */
+	bool paused;
 };
 
 static struct or_worker *workers;
 static unsigned int n_workers;
+static void (*beat_fn)(void *ctx);
+static void *beat_ctx;
+static uint64_t beat_every_ms;
+
+static void on_beat(struct ev_loop *loop, struct ev_timer *t)
+{
+	beat_fn(beat_ctx);
+	ev_timer_start(loop, t, beat_every_ms);
+}
 
 unsigned int or_workers_count(void)
 {
@@ -50,22 +66,80 @@ uint64_t or_worker_rand(void *worker)
 	return x * 0x2545F4914F6CDD1Dull;
 }
 
+#define ACCEPT_PAUSE_MIN_MS 100
+#define ACCEPT_PAUSE_MAX_MS 1000
+#define ACCEPT_WARN_EVERY_MS 5000
+
+static void on_accept(struct ev_loop *loop, struct ev_io *io, unsigned int revents);
+
+/* Accepting again after a pause: the listener goes back under watch. */
+static void on_accept_pause_end(struct ev_loop *loop, struct ev_timer *t)
+{
+	struct or_lsn_reg *reg = container_of(t, struct or_lsn_reg, pause);
+
+	reg->paused = false;
+	if (reg->dead)
+		return;
+	/* EPOLLEXCLUSIVE cannot be modified, only added: the pause removed it. */
+	if (ev_io_add(loop, &reg->io, reg->l->fd, EV_READ | EV_EXCLUSIVE, on_accept)) {
+		reg->paused = true;
+		ev_timer_start(loop, &reg->pause, reg->pause_ms);
+	}
+}
+
+/*
+ * accept() failed for want of fds or memory. The listener is level-
+ * triggered, so it would wake us again at once: stop watching it for a
+ * while (100 ms, doubling to 1 s while it keeps failing). Connections wait
+ * in the kernel's backlog meanwhile and are taken when we watch again.
+ */
+static void pause_accept(struct ev_loop *loop, struct or_lsn_reg *reg, int err)
+{
+	static _Atomic uint64_t warned_ms, pauses;
+	uint64_t now = ev_now_ms(loop), last = atomic_load(&warned_ms);
+	uint64_t n = atomic_fetch_add(&pauses, 1) + 1;
+
+	or_overload_count(OR_OVERLOAD_EMFILE);
+	if (!reg->pause_ms)
+		reg->pause_ms = ACCEPT_PAUSE_MIN_MS;
+	/* Once per episode, and at most every few seconds across workers. */
+	if ((!last || now - last >= ACCEPT_WARN_EVERY_MS) &&
+	    atomic_compare_exchange_strong(&warned_ms, &last, now))
+		or_warn("cannot accept, pausing the listener", "pod=%s worker=%u err=\"%s\" "
+			"pause_ms=%u pauses=%llu", reg->l->pod->name, reg->w->id, strerror(err),
+			reg->pause_ms, (unsigned long long)n);
+	ev_timer_init(&reg->pause, on_accept_pause_end);
+	ev_io_del(loop, &reg->io);
+	if (ev_timer_start(loop, &reg->pause, reg->pause_ms)) {
+		/* No timer: better a busy listener than a dead one. */
+		ev_io_add(loop, &reg->io, reg->l->fd, EV_READ | EV_EXCLUSIVE, on_accept);
+		return;
+	}
+	reg->paused = true;
+	reg->pause_ms = reg->pause_ms * 2 > ACCEPT_PAUSE_MAX_MS ? ACCEPT_PAUSE_MAX_MS
+								: reg->pause_ms * 2;
+}
+
 static void on_accept(struct ev_loop *loop, struct ev_io *io, unsigned int revents)
 {
 	struct or_lsn_reg *reg = container_of(io, struct or_lsn_reg, io);
 
-	if (reg->dead)
+	if (reg->dead || reg->paused)
 		return;
 	/* Bounded, so one busy pod cannot starve the others on this worker. */
 	for (int i = 0; i < 64; i++) {
 		int fd = accept4(reg->l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 
 		if (fd == -1) {
-			if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
+			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+			    errno == ENOMEM)
+				pause_accept(loop, reg, errno);
+			else if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
 				or_warn("accept failed", "pod=%s err=\"%s\"", reg->l->pod->name,
 					strerror(errno));
 			return;
 		}
+		reg->pause_ms = 0; /* it worked: the next episode starts short again */
 		if (reg->l->kind == OR_LSN_TUNNEL)
 			or_tunnel_accept(reg->w, reg->l, fd);
 		else if (reg->l->kind == OR_LSN_INBOUND)
@@ -79,6 +153,8 @@ static void free_reg(struct ev_deferred *d)
 {
 	struct or_lsn_reg *reg = container_of(d, struct or_lsn_reg, defer);
 
+	if (reg->paused)
+		ev_timer_stop(reg->w->loop, &reg->pause);
 	or_listener_put(reg->l);
 	free(reg);
 }
@@ -119,6 +195,9 @@ static void run_cmd(struct or_worker *w, struct or_wcmd *c)
 			ev_defer(w->loop, &reg->defer, free_reg);
 			break;
 		}
+		break;
+	case OR_WCMD_DRAIN:
+		or_http_drain(w);
 		break;
 	case OR_WCMD_STOP:
 		ev_loop_stop(w->loop);
@@ -207,7 +286,7 @@ static void worker_fini(struct or_worker *w)
 	pthread_mutex_destroy(&w->cmd_lock);
 }
 
-int or_workers_start(unsigned int n)
+int or_workers_start(unsigned int n, void (*beat)(void *ctx), void *ctx, uint64_t beat_ms)
 {
 	struct timespec ts;
 	unsigned int i;
@@ -232,6 +311,13 @@ int or_workers_start(unsigned int n)
 		err = ev_io_add(w->loop, &w->cmd_io, w->cmd_fd, EV_READ, on_cmd);
 		if (err)
 			goto fail;
+		if (i == 0 && beat) {
+			beat_fn = beat;
+			beat_ctx = ctx;
+			beat_every_ms = beat_ms;
+			ev_timer_init(&w->beat, on_beat);
+			ev_timer_start(w->loop, &w->beat, 0); /* before the thread runs */
+		}
 		err = -pthread_create(&w->thread, NULL, worker_main, w);
 		if (err)
 			goto fail;
@@ -271,6 +357,12 @@ int or_workers_add_listener(struct or_listener *l)
 		}
 	}
 	return 0;
+}
+
+void or_workers_drain(void)
+{
+	for (unsigned int i = 0; i < n_workers; i++)
+		send_cmd(&workers[i], OR_WCMD_DRAIN, NULL);
 }
 
 void or_workers_remove_listener(struct or_listener *l)

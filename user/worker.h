@@ -37,10 +37,16 @@ struct or_worker {
 	struct or_pooled *pool;   /* idle upstream HTTP connections */
 	unsigned int pool_len;
 	uint64_t rng;             /* xorshift state for load balancing */
+	struct ev_timer beat;     /* worker 0: the agent's heartbeat (or_workers_start) */
 };
 
-/* Starts n workers. Returns 0 or -errno (then none is running). */
-int or_workers_start(unsigned int n);
+/*
+ * Starts n workers. With beat, worker 0 calls beat(ctx) at once and then
+ * every beat_ms: the heartbeat comes from a thread that serves connections,
+ * so a long job on the main thread does not read as the agent being down.
+ * Returns 0 or -errno (then none is running).
+ */
+int or_workers_start(unsigned int n, void (*beat)(void *ctx), void *ctx, uint64_t beat_ms);
 /* Stops and joins every worker, closing their connections. */
 void or_workers_stop(void);
 unsigned int or_workers_count(void);
@@ -49,6 +55,12 @@ unsigned int or_workers_count(void);
 int or_workers_add_listener(struct or_listener *l);
 /* Every worker stops watching l and drops its reference. */
 void or_workers_remove_listener(struct or_listener *l);
+
+/*
+ * The agent is draining: each worker closes idle keep-alive connections and
+ * lets the others end after their response in flight (or_http_drain).
+ */
+void or_workers_drain(void);
 
 uint64_t or_worker_rand(void *worker);
 

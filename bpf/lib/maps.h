@@ -52,7 +52,7 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } or_tls SEC(".maps");
 
-/* Writer: agent. Reader: outriderctl; identity lookups in later programs. */
+/* Writer: agent. Readers: connect4/6 (on_agent_down policy), outriderctl. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, OR_MAX_PODS);
@@ -91,7 +91,7 @@ struct {
 /* Writer: every program (per CPU). Reader: outriderctl stats, agent. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, OR_REASON_MAX);
+	__uint(max_entries, OR_STATS_SLOTS);
 	__type(key, __u32); /* enum or_reason */
 	__type(value, __u64);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);

@@ -206,9 +206,11 @@ def check_daemonset(c, by_kind, objs):
     c.check(any(t.get("operator") == "Exists" and not t.get("key") and not t.get("effect")
                 for t in pod.get("tolerations") or []), f,
             "no toleration for every taint (operator: Exists, no key)")
+    # Take-over: the new agent starts beside the old one and takes its sockets.
     c.check(get(spec, "updateStrategy", "type") == "RollingUpdate"
-            and get(spec, "updateStrategy", "rollingUpdate", "maxUnavailable") == 1, f,
-            "updateStrategy is not RollingUpdate with maxUnavailable 1")
+            and get(spec, "updateStrategy", "rollingUpdate", "maxSurge") == 1
+            and get(spec, "updateStrategy", "rollingUpdate", "maxUnavailable") == 0, f,
+            "updateStrategy is not RollingUpdate with maxSurge 1, maxUnavailable 0 (take-over)")
 
     ann = get(tpl, "metadata", "annotations", default={}) or {}
     c.check(ann.get("prometheus.io/scrape") == "true", f, "no prometheus.io/scrape: \"true\"")
@@ -267,9 +269,13 @@ def check_daemonset(c, by_kind, objs):
     c.check(get(env, "NODE_NAME", "valueFrom", "fieldRef", "fieldPath") == "spec.nodeName", f,
             "env NODE_NAME is not from fieldRef spec.nodeName")
 
-    ports = {p.get("name"): p.get("containerPort") for p in ct.get("ports") or []}
-    c.check(ports.get("admin") == ADMIN_PORT, f, f"no container port admin: {ADMIN_PORT}")
-    c.check(ports.get("ready") == READY_PORT, f, f"no container port ready: {READY_PORT}")
+    # With hostNetwork a declared containerPort is a hostPort, and the
+    # scheduler then never puts a surge pod on the node: no take-over.
+    c.check(not ct.get("ports"), f,
+            "container ports declared: with hostNetwork they are hostPorts, which forbid maxSurge")
+    cmd = " ".join(ct.get("command") or []) + " " + " ".join(ct.get("args") or [])
+    c.check("--when-replaced wait" in cmd, f,
+            "outriderd without --when-replaced wait: a replaced agent's container would restart")
     rp = ct.get("readinessProbe") or {}
     c.check(get(rp, "httpGet", "path") == "/healthz/ready", f,
             "readinessProbe is not httpGet /healthz/ready")
@@ -278,7 +284,7 @@ def check_daemonset(c, by_kind, objs):
     lp = ct.get("livenessProbe")
     if lp:
         c.check(resolve_port(ct, get(lp, "httpGet", "port")) in (ADMIN_PORT, READY_PORT), f,
-                "livenessProbe port is not a declared container port")
+                "livenessProbe port is not the admin or ready port")
 
     res = ct.get("resources") or {}
     c.check(get(res, "requests", "cpu") and get(res, "requests", "memory"), f,
@@ -352,8 +358,8 @@ def check_config(c, by_kind, ds_info, outriderd):
     script = cmd[2]
     src = cmv["mountPath"].rstrip("/") + "/config.yaml"
     c.check(src in script, f, f"command does not read {src}")
-    m = re.search(r"exec outriderd --config (\S+)\s*$", script)
-    if not c.check(m, f, "command does not end in: exec outriderd --config FILE"):
+    m = re.search(r"exec outriderd --config (\S+)(?: --when-replaced \w+)?\s*$", script)
+    if not c.check(m, f, "command does not end in: exec outriderd --config FILE [--when-replaced W]"):
         return
     rendered = m.group(1)
     run = next((x for x in mounts if rendered.startswith(x["mountPath"].rstrip("/") + "/")

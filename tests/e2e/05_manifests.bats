@@ -88,3 +88,18 @@ ds["automountServiceAccountToken"] = False'
 	[[ "$output" == *"the agent would not watch the API"* ]]
 	[[ "$output" == *"automountServiceAccountToken is false"* ]]
 }
+
+@test "manifests: a DaemonSet that cannot take over (declared ports, no surge, no --when-replaced) is rejected" {
+	mutate '
+ds = docs["daemonset.yaml"][0]
+ct = ds["spec"]["template"]["spec"]["containers"][0]
+ct["ports"] = [{"name": "admin", "containerPort": 15020}]
+ds["spec"]["updateStrategy"]["rollingUpdate"] = {"maxUnavailable": 1}
+ct["command"][2] = ct["command"][2].replace(" --when-replaced wait", "")'
+	run "$PYTHON" "$CHECK" --dir "$BATS_TEST_TMPDIR/k8s"
+	echo "$output"
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"they are hostPorts, which forbid maxSurge"* ]]
+	[[ "$output" == *"maxSurge 1, maxUnavailable 0"* ]]
+	[[ "$output" == *"without --when-replaced wait"* ]]
+}

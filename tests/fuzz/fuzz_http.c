@@ -4,13 +4,40 @@
  * bytes, both directions. The first byte picks request or response (and
  * HEAD), the second how the rest is split into reads; the rest is the
  * stream. Messages are framed one after another as the proxy does, and
- * the framing must never claim more bytes than it was given.
+ * the framing must never claim more bytes than it was given. Every head
+ * that parses is also rewritten as a draining agent's last answer
+ * ("connection: close"), which must parse again, say close, and fit.
  */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "http.h"
+
+/* The head rewritten with "connection: close" is a head again, and not keep-alive. */
+static void check_set_close(enum http_parser_type type, int method, const char *head, size_t h)
+{
+	char *out = malloc(h + OR_HTTP_CLOSE_GROWTH);
+	struct or_http_msg m;
+	size_t n;
+
+	if (!out)
+		return;
+	n = or_http_head_set_close(head, h, out, h + OR_HTTP_CLOSE_GROWTH);
+	if (!n || n > h + OR_HTTP_CLOSE_GROWTH)
+		abort(); /* a checked head always has room for it */
+	or_http_msg_init(&m, type, method);
+	if (or_http_head_end(out, n) != n)
+		abort();
+	/* One header more than a full head had is fine for the app, not for our own limit. */
+	if (or_http_msg_head(&m, out, n)) {
+		if (strcmp(m.why, "too many headers") != 0)
+			abort();
+	} else if (or_http_keep_alive(&m)) {
+		abort();
+	}
+	free(out);
+}
 
 static void frame_stream(enum http_parser_type type, int method, const uint8_t *data,
 			 size_t size, size_t chunk)
@@ -33,6 +60,7 @@ static void frame_stream(enum http_parser_type type, int method, const uint8_t *
 		for (size_t i = 0; i < m.n_hdr; i++)
 			if (m.hdr[i].name < s || m.hdr[i].name + m.hdr[i].name_len > s + pos + h)
 				abort(); /* headers must point into the head */
+		check_set_close(type, method, s + pos, h);
 		pos += h;
 		while (!m.complete) {
 			size_t left = size - pos - fed;

@@ -1639,7 +1639,7 @@ Test(mtls, bad_values)
 		 "    mtls: [strict]\n",
 		 6, "services[0].mtls: expected a string, got a list");
 	load_bad("nsmtlsunknown.yaml", "node: a\nnamespaces:\n  - {name: x, mTLS: strict}\n", 3,
-		 "unknown key 'mTLS' (expected one of: name, labels, mtls)");
+		 "unknown key 'mTLS' (expected one of: name, labels, mtls, on_agent_down)");
 }
 
 Test(mtls, null_is_absent)
@@ -1959,4 +1959,46 @@ Test(config, keeps_its_text)
 	cr_expect_str_eq(again->path, "t.yaml");
 	or_config_free(again);
 	or_config_free(cfg);
+}
+
+/* Issue 7: drain_timeout_ms, limits:, namespaces' on_agent_down. */
+Test(config, reliability_knobs)
+{
+	struct or_config *cfg = load_ok("r0.yaml", "node: n1\n");
+
+	cr_expect_eq(cfg->drain_timeout_ms, OR_DEFAULT_DRAIN_TIMEOUT_MS);
+	cr_expect_eq(cfg->header_timeout_ms, OR_DEFAULT_HEADER_TIMEOUT_MS);
+	cr_expect_eq(cfg->buffer_bytes, OR_DEFAULT_BUFFER_BYTES);
+	or_config_free(cfg);
+
+	cfg = load_ok("r1.yaml", "node: n1\n"
+				 "drain_timeout_ms: 0\n"
+				 "limits: {header_timeout_ms: 2500, buffer_bytes: 262144}\n"
+				 "namespaces:\n"
+				 "  - name: shop\n"
+				 "    on_agent_down: fail-open\n"
+				 "  - name: bank\n"
+				 "    mtls: strict\n"
+				 "    on_agent_down: fail-closed\n"
+				 "  - name: plain\n");
+	cr_expect_eq(cfg->drain_timeout_ms, 0, "0 is a valid drain (exit at once)");
+	cr_expect_eq(cfg->header_timeout_ms, 2500);
+	cr_expect_eq(cfg->buffer_bytes, 262144);
+	cr_expect_eq(or_config_namespace(cfg, "shop")->on_agent_down, OR_AGENT_DOWN_FAIL_OPEN);
+	cr_expect_eq(or_config_namespace(cfg, "bank")->on_agent_down, OR_AGENT_DOWN_FAIL_CLOSED);
+	cr_expect_eq(or_config_namespace(cfg, "plain")->on_agent_down, OR_AGENT_DOWN_FAIL_CLOSED,
+		     "fail-closed is the default");
+	cr_expect_null(or_config_namespace(cfg, "nowhere"));
+	cr_expect_str_eq(or_agent_down_name(OR_AGENT_DOWN_FAIL_OPEN), "fail-open");
+	or_config_free(cfg);
+
+	load_bad("r2.yaml", "node: n1\nnamespaces:\n  - name: bank\n    mtls: strict\n"
+			    "    on_agent_down: fail-open\n", 3,
+		 "namespace bank: on_agent_down: fail-open is not allowed with mtls: strict");
+	load_bad("r3.yaml", "node: n1\nnamespaces:\n  - name: a\n    on_agent_down: open\n", 4,
+		 "'open' is not an on_agent_down mode (fail-closed, fail-open)");
+	load_bad("r4.yaml", "node: n1\ndrain_timeout_ms: 3600001\n", 2, "out of range");
+	load_bad("r5.yaml", "node: n1\nlimits: {header_timeout_ms: 10}\n", 2, "out of range");
+	load_bad("r6.yaml", "node: n1\nlimits:\n  buffer_bytes: 1024\n", 3, "out of range");
+	load_bad("r7.yaml", "node: n1\nlimits: {max_headers: 5}\n", 2, "unknown key 'max_headers'");
 }

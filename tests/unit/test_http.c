@@ -206,3 +206,40 @@ Test(http, response_cut_mid_body_is_an_error)
 	cr_assert_eq(f.head_rc, 0);
 	cr_assert_lt(f.body_len, 0);
 }
+
+/* The last answer of a draining connection: its own Connection headers out, close in. */
+Test(http, head_set_close)
+{
+	static const char s[] = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: keep-alive\r\n"
+				"Keep-Alive: timeout=5\r\nX-Connection-Id: 7\r\n"
+				"proxy-connection: x\r\n\r\n";
+	static const char want[] = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-Connection-Id: 7\r\n"
+				   "connection: close\r\n\r\n";
+	char out[256];
+	size_t n = or_http_head_set_close(s, sizeof(s) - 1, out, sizeof(out));
+	struct framed f;
+
+	cr_assert_eq(n, sizeof(want) - 1, "%zu: %.*s", n, (int)n, out);
+	cr_expect_eq(memcmp(out, want, n), 0, "%.*s", (int)n, out);
+	f = frame(HTTP_RESPONSE, out, n, HTTP_GET, true);
+	cr_expect_eq(f.head_rc, 0);
+	cr_expect_not(f.keep_alive);
+}
+
+Test(http, head_set_close_bounds)
+{
+	static const char bare[] = "HTTP/1.1 204 No Content\r\n\r\n";
+	char out[64];
+	size_t n;
+
+	/* The most it grows: a head without Connection headers. */
+	n = or_http_head_set_close(bare, sizeof(bare) - 1, out, sizeof(out));
+	cr_expect_eq(n, sizeof(bare) - 1 + OR_HTTP_CLOSE_GROWTH);
+	cr_expect_eq(memcmp(out + n - 21, "connection: close\r\n\r\n", 21), 0);
+	/* Too small an out, or not a whole head: 0, and nothing written past cap. */
+	memset(out, 'z', sizeof(out));
+	cr_expect_eq(or_http_head_set_close(bare, sizeof(bare) - 1, out, 30), 0);
+	cr_expect_eq(out[30], 'z');
+	cr_expect_eq(or_http_head_set_close(bare, sizeof(bare) - 3, out, sizeof(out)), 0);
+	cr_expect_eq(or_http_head_set_close("\r\n", 2, out, sizeof(out)), 0);
+}

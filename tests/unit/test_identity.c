@@ -253,6 +253,37 @@ Test(ca, reloaded_from_state_dir_is_the_same, .init = setup, .fini = teardown)
 	or_ca_free(files);
 }
 
+/* or_ca_check: the CA's files still hold it; gone or replaced, it is unavailable. */
+Test(ca, check_follows_its_files, .init = setup, .fini = teardown)
+{
+	char crt[PATH_MAX], key[PATH_MAX], away[PATH_MAX], other_dir[PATH_MAX], err[256] = "";
+	struct or_ca *other = NULL;
+	int ret;
+
+	cr_assert_eq(or_ca_check(ca, err, sizeof(err)), 0, "%s", err);
+	tpath(crt, "state/ca.crt");
+	tpath(key, "state/ca.key");
+	tpath(away, "state/ca.key.away");
+	cr_assert_eq(rename(key, away), 0);
+	ret = or_ca_check(ca, err, sizeof(err));
+	cr_expect_eq(ret, -ENOENT, "key gone: %d %s", ret, err);
+	cr_expect(strstr(err, "ca.key") != NULL, "names the file: %s", err);
+	cr_assert_eq(rename(away, key), 0);
+	cr_expect_eq(or_ca_check(ca, err, sizeof(err)), 0, "back: %s", err);
+
+	/* Another CA in its place (a rotated Secret): not this agent's to use. */
+	tpath(other_dir, "other");
+	cr_assert_eq(or_ca_load(NULL, NULL, other_dir, TD, &other, err, sizeof(err)), 0, "%s", err);
+	tpath(away, "other/ca.crt");
+	cr_assert_eq(rename(away, crt), 0);
+	tpath(away, "other/ca.key");
+	cr_assert_eq(rename(away, key), 0);
+	ret = or_ca_check(ca, err, sizeof(err));
+	cr_expect_eq(ret, -ESTALE, "replaced: %d %s", ret, err);
+	cr_expect(strstr(err, "another CA") != NULL, "%s", err);
+	or_ca_free(other);
+}
+
 /* Eight agents start at once on an empty state_dir: one CA, the same for all. */
 Test(ca, concurrent_creation_ends_with_one_ca, .init = setup, .fini = teardown)
 {

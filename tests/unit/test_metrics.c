@@ -25,6 +25,7 @@
 
 #include "admin.h"
 #include "metrics.h"
+#include "overload.h"
 
 static const struct or_metrics_node no_maps = { .stats_map_fd = -1, .breakers_map_fd = -1 };
 
@@ -116,7 +117,27 @@ Test(metrics, exact_text_for_one_service)
 		"# HELP outrider_config_reloads_total Configuration reloads, by whether the new config was taken.\n"
 		"# TYPE outrider_config_reloads_total counter\n"
 		"outrider_config_reloads_total{result=\"ok\"} 2\n"
-		"outrider_config_reloads_total{result=\"failed\"} 1\n";
+		"outrider_config_reloads_total{result=\"failed\"} 1\n"
+		"# HELP outrider_overload_total Work turned away or paused to protect the agent, by reason.\n"
+		"# TYPE outrider_overload_total counter\n"
+		"outrider_overload_total{reason=\"header_timeout\"} 1\n"
+		"outrider_overload_total{reason=\"header_too_large\"} 2\n"
+		"outrider_overload_total{reason=\"buffer_limit\"} 3\n"
+		"outrider_overload_total{reason=\"emfile\"} 4\n"
+		"outrider_overload_total{reason=\"memory\"} 5\n"
+		"outrider_overload_total{reason=\"max_connections\"} 6\n"
+		"# HELP outrider_buffered_bytes Bytes of connection buffers the agent holds now.\n"
+		"# TYPE outrider_buffered_bytes gauge\n"
+		"outrider_buffered_bytes 131072\n"
+		"# HELP outrider_memory_working_set_bytes The agent's memory cgroup working set at the last reading (0: not read).\n"
+		"# TYPE outrider_memory_working_set_bytes gauge\n"
+		"outrider_memory_working_set_bytes 0\n"
+		"# HELP outrider_memory_limit_bytes The tightest memory limit of the agent's cgroup and its ancestors (0: none).\n"
+		"# TYPE outrider_memory_limit_bytes gauge\n"
+		"outrider_memory_limit_bytes 0\n"
+		"# HELP outrider_memory_shedding 1 while new connections are shed over the memory high-water mark.\n"
+		"# TYPE outrider_memory_shedding gauge\n"
+		"outrider_memory_shedding 0\n";
 	struct or_metrics_node node = no_maps;
 	struct or_svc_metrics *m = or_metrics_service("default/web");
 	char *text;
@@ -144,9 +165,18 @@ Test(metrics, exact_text_for_one_service)
 	node.enrolled_pods = 3;
 	node.config_reloads_ok = 2;
 	node.config_reloads_failed = 1;
+	/* No cgroup to read: the memory gauges stay 0 whatever this process runs in. */
+	or_overload_memcg_reset("/nonexistent/cgroup", "/nonexistent/mountinfo");
+	for (int r = 0; r < OR_OVERLOAD_MAX; r++)
+		atomic_store(&or_overload_stats.total[r], r + 1);
+	or_overload_buffers(131072);
 
 	text = render(&node);
 	cr_expect_str_eq(text, want);
+	or_overload_buffers(-131072);
+	for (int r = 0; r < OR_OVERLOAD_MAX; r++)
+		atomic_store(&or_overload_stats.total[r], 0);
+	or_overload_memcg_reset(NULL, NULL);
 	free(text);
 	or_metrics_free_all();
 }
@@ -197,7 +227,7 @@ Test(metrics, services_sorted_and_families_grouped)
 				   line[strlen(last_family)] == ' '),
 			  "sample outside its family %s: %s", last_family, line);
 	}
-	cr_expect_eq(nseen, 18, "%zu families", nseen);
+	cr_expect_eq(nseen, 23, "%zu families", nseen);
 	free(text);
 	or_metrics_free_all();
 }
