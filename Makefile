@@ -50,7 +50,7 @@ CTL_OBJS   := $(patsubst user/%.c,$(BUILD)/obj/%.o,$(CTL_SRCS))
 FIXTURES := $(patsubst tests/fixtures/%.c,$(BUILD)/%,$(wildcard tests/fixtures/*.c))
 
 .SECONDARY:
-.PHONY: all deps test test-unit test-fuzz test-e2e demo bench bench-quick clean vmlinux fixtures
+.PHONY: all deps test test-unit test-fuzz test-e2e demo bench bench-quick soak clean vmlinux fixtures
 all: $(BUILD)/outriderd $(BUILD)/outriderctl
 
 $(BUILD) $(BUILD)/obj:
@@ -159,6 +159,12 @@ bench-quick:
 	./tests/deps.sh
 	$(MAKE) all fixtures
 	./tests/bench/bench.sh quick
+
+# Ten minutes (SOAK_SECONDS) of mixed load with faults; fails on a leak.
+soak:
+	./tests/deps.sh
+	$(MAKE) all fixtures
+	./tests/soak/soak.sh
 
 vmlinux:
 	$(BPFTOOL) btf dump file /sys/kernel/btf/vmlinux format c > vmlinux/vmlinux.h
