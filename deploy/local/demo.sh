@@ -165,6 +165,10 @@ for map in or_services:30 or_backends:20; do
 	head -n "${map#*:}" <<<"$dump"
 done
 
-step "Stopping the agent (SIGTERM): it removes its pins and links"
+step "Stopping the agent (SIGTERM): it drains and leaves its pins (the pods stay captured, fail-closed)"
 agent_stop || die "the agent did not stop within 5 s"
-echo "  exit status $OR_AGENT_STATUS; pins left: $(find "$OR_PIN" -mindepth 1 2>/dev/null | wc -l)"
+echo "  exit status $OR_AGENT_STATUS; pins kept: $(find "$OR_PIN" -mindepth 1 2>/dev/null | wc -l)"
+show ctl stats
+step "Removing outrider from the node: outriderctl uninstall"
+show ctl uninstall
+echo "  pins left: $(find "$OR_PIN" -mindepth 1 2>/dev/null | wc -l)"

@@ -206,10 +206,15 @@ EOF
 # cost on each side (empty: none). URL and TARGET: where the loads go.
 declare -A PROXY=()
 
+# A stopped agent leaves its pins (the pods stay captured, fail-closed):
+# the scenarios without outrider need them gone, so uninstall too.
 agents_down()
 {
-	on_node node-a agent_stop >/dev/null 2>&1 || true
-	on_node node-b agent_stop >/dev/null 2>&1 || true
+	local node
+	for node in node-a node-b; do
+		on_node "$node" agent_stop >/dev/null 2>&1 || true
+		on_node "$node" ctl uninstall >/dev/null 2>&1 || true
+	done
 }
 
 # Log level info: nothing is logged per connection.

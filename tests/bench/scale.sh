@@ -524,6 +524,8 @@ for n in $ALL_N; do
 	if ! agent_stop; then
 		echo "scale: the agent did not stop within 5 s" >&2
 	fi
+	# Its pins stay after a stop (pods captured): the sidecars below need them gone.
+	ctl uninstall >/dev/null 2>&1 || true
 	# Its listeners must be gone before a sidecar binds :15001.
 	if ! wait_until 5000 none_listening "$n" 15001; then
 		echo "scale: an agent :15001 listener outlived the agent" >&2
