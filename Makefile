@@ -89,10 +89,10 @@ $(BUILD)/unit/test_budget: tests/unit/test_budget.c $(BUILD)/obj/budget.o
 $(BUILD)/unit/test_retry: tests/unit/test_retry.c $(BUILD)/obj/retry.o
 $(BUILD)/unit/test_metrics: tests/unit/test_metrics.c $(BUILD)/obj/metrics.o $(BUILD)/obj/admin.o \
 	$(BUILD)/obj/ev.o $(BUILD)/obj/sock.o $(BUILD)/obj/pinned.o $(BUILD)/obj/log.o $(BUILD)/obj/addr.o \
-	$(BUILD)/obj/overload.o
+	$(BUILD)/obj/overload.o $(BUILD)/obj/cgroup_find.o
 $(BUILD)/unit/test_http: tests/unit/test_http.c $(BUILD)/obj/http.o
 $(BUILD)/unit/test_overload: tests/unit/test_overload.c $(BUILD)/obj/overload.o $(BUILD)/obj/metrics.o \
-	$(BUILD)/obj/pinned.o $(BUILD)/obj/log.o $(BUILD)/obj/addr.o
+	$(BUILD)/obj/pinned.o $(BUILD)/obj/log.o $(BUILD)/obj/addr.o $(BUILD)/obj/cgroup_find.o
 $(BUILD)/unit/test_identity: tests/unit/test_identity.c $(BUILD)/obj/identity.o $(BUILD)/obj/log.o $(BUILD)/obj/addr.o
 $(BUILD)/unit/test_tunnel: tests/unit/test_tunnel.c $(BUILD)/obj/tunnel_proto.o $(BUILD)/obj/addr.o
 $(BUILD)/unit/test_authz: tests/unit/test_authz.c $(BUILD)/obj/authz.o
@@ -116,7 +116,7 @@ $(BUILD)/fuzz/fuzz_http: tests/fuzz/fuzz_http.c user/http.c
 $(BUILD)/fuzz/fuzz_handover: tests/fuzz/fuzz_handover.c user/handover.c user/ev.c user/log.c
 # fuzz_admin.c includes admin.c itself, to reach its static request handling.
 $(BUILD)/fuzz/fuzz_admin: tests/fuzz/fuzz_admin.c user/admin.c user/metrics.c user/pinned.c \
-	user/ev.c user/sock.c user/log.c user/addr.c user/overload.c
+	user/ev.c user/sock.c user/log.c user/addr.c user/overload.c user/cgroup_find.c
 	@mkdir -p $(dir $@)
 	$(CLANG) -g -O1 -fsanitize=fuzzer,address,undefined \
 		-fno-sanitize-recover=undefined -D_GNU_SOURCE -std=gnu11 \

@@ -21,8 +21,7 @@
 /* Below the pod directory: container cgroups sit at depth 1, nested ones rarely deeper. */
 #define OR_POD_MAX_DEPTH 4
 
-/* Decodes mountinfo's \ooo escapes (space, tab, newline, backslash) in place. */
-static void unescape_octal(char *s)
+void or_mountinfo_unescape(char *s)
 {
 	char *out = s;
 
@@ -57,7 +56,7 @@ static char *cgroup2_mount_of(char *line)
 			tok = strtok_r(NULL, " ", &save);
 			if (!mnt || !tok || strcmp(tok, "cgroup2") != 0)
 				return NULL;
-			unescape_octal(mnt);
+			or_mountinfo_unescape(mnt);
 			return mnt;
 		}
 	}

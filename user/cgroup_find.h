@@ -18,6 +18,8 @@
 
 /* The cgroup2 mount point from /proc/self/mountinfo (or the given file). 0 or -ENOENT. */
 int or_cgroup2_root(const char *mountinfo_path, char *buf, size_t len);
+/* Decodes mountinfo's \ooo escapes (space, tab, newline, backslash) in place. */
+void or_mountinfo_unescape(char *s);
 
 /*
  * The pod's cgroup directory under root. qos is the pod's status.qosClass

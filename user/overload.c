@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cgroup_find.h"
 #include "log.h"
 #include "metrics.h"
 #include "overload.h"
@@ -132,22 +133,6 @@ static bool in_list(const char *list, const char *tok)
 	return false;
 }
 
-/* Decodes mountinfo's \ooo escapes in place. */
-static void unescape(char *s)
-{
-	char *out = s;
-
-	while (*s) {
-		if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' && s[2] >= '0' && s[2] <= '7' &&
-		    s[3] >= '0' && s[3] <= '7') {
-			*out++ = (char)((s[1] - '0') << 6 | (s[2] - '0') << 3 | (s[3] - '0'));
-			s += 4;
-		} else {
-			*out++ = *s++;
-		}
-	}
-	*out = '\0';
-}
 
 /* The cgroup path of this process in the v2 or the v1 memory hierarchy. */
 static int cgroup_path(const char *proc_cgroup, bool v2, char *out, size_t len)
@@ -196,8 +181,8 @@ static int cgroup_mount(const char *mountinfo, bool v2, char *mnt, size_t mlen, 
 		if (v2 ? strcmp(type, "cgroup2") != 0
 		       : strcmp(type, "cgroup") != 0 || !sopts || !in_list(sopts, "memory"))
 			continue;
-		unescape(f[3]);
-		unescape(f[4]);
+		or_mountinfo_unescape(f[3]);
+		or_mountinfo_unescape(f[4]);
 		if ((size_t)snprintf(mnt, mlen, "%s", f[4]) >= mlen ||
 		    (size_t)snprintf(root, rlen, "%s", f[3]) >= rlen)
 			return -ENAMETOOLONG;
