@@ -198,6 +198,9 @@ static void reconcile_pods(struct or_agent *a)
 	}
 
 	a->pods_pending = false;
+	/* Asked once: it reads the CA's files (or_ca_check). */
+	int ca_down = -1;
+
 	for (size_t i = 0; i < cfg->n_pods; i++) {
 		const struct or_pod_cfg *pod = &cfg->pods[i];
 		struct or_pod_cfg here;
@@ -206,8 +209,10 @@ static void reconcile_pods(struct or_agent *a)
 
 		if (!wants(a, pod) || is_enrolled(a, pod))
 			continue;
+		if (ca_down < 0)
+			ca_down = a->ca && !ca_usable(a);
 		/* No identity to give it: it waits (retried) rather than go without. */
-		if (a->ca && !ca_usable(a)) {
+		if (ca_down) {
 			a->pods_pending = true;
 			continue;
 		}
@@ -583,23 +588,27 @@ static size_t ho_collect(void *ctx, struct or_ho_item *items, size_t max)
 	size_t n = 0;
 
 	for (const struct or_enrolled *e = a->pods; e; e = e->next) {
-		for (int i = 0; i < OR_ENROLL_LSN && n < max; i++) {
+		for (int i = 0; i < OR_ENROLL_LSN; i++) {
 			if (!e->lsn[i])
 				continue;
-			items[n] = (struct or_ho_item){ .kind = OR_HO_POD, .slot = (uint8_t)i,
-							.netns_cookie = e->pod->netns_cookie,
-							.fd = e->lsn[i]->fd };
-			snprintf(items[n].key, sizeof(items[n].key), "%s", e->key);
+			if (n < max) {
+				items[n] = (struct or_ho_item){ .kind = OR_HO_POD, .slot = (uint8_t)i,
+								.netns_cookie = e->pod->netns_cookie,
+								.fd = e->lsn[i]->fd };
+				snprintf(items[n].key, sizeof(items[n].key), "%s", e->key);
+			}
 			n++;
 		}
 	}
-	for (int i = 0; i < 2 && n < max; i++) {
+	for (int i = 0; i < 2; i++) {
 		int fd = or_admin_listener_fd(a->admin, i == 0);
 
 		if (fd < 0)
 			continue;
-		items[n++] = (struct or_ho_item){ .kind = i == 0 ? OR_HO_ADMIN : OR_HO_HEALTH,
-						  .fd = fd };
+		if (n < max)
+			items[n] = (struct or_ho_item){ .kind = i == 0 ? OR_HO_ADMIN : OR_HO_HEALTH,
+							.fd = fd };
+		n++;
 	}
 	return n;
 }
@@ -1033,7 +1042,7 @@ fail_bpf:
 	for (int i = 0; i < 2; i++)
 		if (a->ho_admin_fd[i] != -1)
 			close(a->ho_admin_fd[i]);
-	or_bpf_close(&a->bpf, false);
+	or_bpf_close(&a->bpf);
 fail_netns:
 	or_ca_free(a->ca);
 	a->ca = NULL;
@@ -1074,7 +1083,7 @@ void or_agent_stop(struct or_agent *a)
 	or_workers_stop();
 	or_routes_publish(NULL);
 	or_health_set_map(-1);
-	or_bpf_close(&a->bpf, false);
+	or_bpf_close(&a->bpf);
 	or_netns_fini();
 	or_ca_free(a->ca);
 	a->ca = NULL;

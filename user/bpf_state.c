@@ -266,18 +266,10 @@ int or_bpf_open(struct or_bpf *b, const char *pin_dir, uint16_t outbound_port)
 	return 0;
 }
 
-void or_bpf_close(struct or_bpf *b, bool unpin)
+void or_bpf_close(struct or_bpf *b)
 {
-	char links[PATH_MAX];
-
 	if (!b->skel)
 		return;
-	if (unpin) {
-		bpf_object__unpin_maps(b->skel->obj, NULL);
-		snprintf(links, sizeof(links), "%s/links", b->pin_dir);
-		rmdir(links);
-		rmdir(b->pin_dir);
-	}
 	capture_bpf__destroy(b->skel);
 	b->skel = NULL;
 }

@@ -51,8 +51,8 @@ struct or_pod_links {
  * Returns 0 or -errno.
  */
 int or_bpf_open(struct or_bpf *b, const char *pin_dir, uint16_t outbound_port);
-/* Destroys everything; with unpin, removes the map pins and the pin dir. */
-void or_bpf_close(struct or_bpf *b, bool unpin);
+/* Lets go of the programs and maps; the pins stay (outriderctl uninstall removes them). */
+void or_bpf_close(struct or_bpf *b);
 
 /*
  * Attaches the capture programs to the pod's cgroup and sk_lookup to its

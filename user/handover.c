@@ -396,13 +396,15 @@ static void refuse(int sock, const char *why)
 static int hand_over(struct or_ho_server *s, int sock)
 {
 	struct or_ho_item *items;
-	size_t n, max = 8192;
+	size_t n, max = s->hooks.collect(s->hooks.ctx, NULL, 0);
 	int err = 0;
 
-	items = calloc(max, sizeof(*items));
+	items = calloc(max ? max : 1, sizeof(*items));
 	if (!items)
 		return -ENOMEM;
 	n = s->hooks.collect(s->hooks.ctx, items, max);
+	if (n > max)
+		n = max; /* nothing changes between the two calls (one thread): never */
 	for (size_t i = 0; i < n && !err; i++) {
 		uint8_t p[sizeof(struct ho_item_fixed) + OR_HO_KEY_MAX];
 		struct ho_item_fixed f = { .kind = items[i].kind, .slot = items[i].slot,

@@ -119,8 +119,9 @@ struct or_ho_server;
 
 struct or_ho_hooks {
 	/*
-	 * Fills fds/items with every socket to hand over; returns how many
-	 * (at most max). The sockets stay the caller's.
+	 * Fills items with the sockets to hand over, at most max of them, and
+	 * returns how many there are in all (max 0: just count). The sockets
+	 * stay the caller's.
 	 */
 	size_t (*collect)(void *ctx, struct or_ho_item *items, size_t max);
 	/* The successor serves everything: stop accepting, drain, exit. */

@@ -365,6 +365,8 @@ static int ca_remember_paths(struct or_ca *ca, const char *cert_path, const char
 {
 	ca->cert_path = strdup(cert_path);
 	ca->key_path = strdup(key_path);
+	if (stat(cert_path, &ca->seen[0]) || stat(key_path, &ca->seen[1]))
+		memset(ca->seen, 0, sizeof(ca->seen));
 	return ca->cert_path && ca->key_path ? 0 : -ENOMEM;
 }
 
@@ -481,12 +483,24 @@ err_free:
 	return ret;
 }
 
-int or_ca_check(const struct or_ca *ca, char *err, size_t errlen)
+/* The file is the one seen last time, unchanged (same inode, size, mtime). */
+static bool same_file(const struct stat *a, const struct stat *b)
+{
+	return a->st_dev == b->st_dev && a->st_ino == b->st_ino && a->st_size == b->st_size &&
+	       a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
+}
+
+int or_ca_check(struct or_ca *ca, char *err, size_t errlen)
 {
 	struct or_ca *now = NULL;
+	struct stat st[2];
 	int ret;
 
 	if (!ca->cert_path)
+		return 0;
+	/* Asked every second: parse the files only when they changed. */
+	if (stat(ca->cert_path, &st[0]) == 0 && stat(ca->key_path, &st[1]) == 0 &&
+	    same_file(&st[0], &ca->seen[0]) && same_file(&st[1], &ca->seen[1]))
 		return 0;
 	ret = ca_from_files(ca->cert_path, ca->key_path, ca->trust_domain, &now, err, errlen);
 	ERR_clear_error();
@@ -496,6 +510,8 @@ int or_ca_check(const struct or_ca *ca, char *err, size_t errlen)
 		ret = fail(err, errlen, -ESTALE,
 			   "%s: another CA than the one loaded at start (a new CA needs a restart)",
 			   ca->cert_path);
+	else if (stat(ca->cert_path, &ca->seen[0]) || stat(ca->key_path, &ca->seen[1]))
+		memset(ca->seen, 0, sizeof(ca->seen)); /* read again next time */
 	or_ca_free(now);
 	return ret;
 }

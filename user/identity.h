@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <time.h>
+#include <sys/stat.h>
 #include <openssl/x509.h>
 
 #define OR_SPIFFE_ID_MAX 512 /* 63-char namespace + 253-char service account fit */
@@ -21,6 +22,7 @@ struct or_ca {
 	X509_STORE *bundle;   /* trust bundle: the root */
 	char *trust_domain;   /* e.g. "cluster.local" */
 	char *cert_path, *key_path; /* the files it was loaded from */
+	struct stat seen[2];        /* of those, when last found to hold this CA */
 };
 
 /*
@@ -39,7 +41,7 @@ void or_ca_free(struct or_ca *ca);
  * mesh's node proxy stops getting certificates when its CA server is gone).
  * 0, or -errno / -EINVAL / -ESTALE with the reason in err.
  */
-int or_ca_check(const struct or_ca *ca, char *err, size_t errlen);
+int or_ca_check(struct or_ca *ca, char *err, size_t errlen);
 
 struct or_svid {
 	EVP_PKEY *key;
